@@ -1,0 +1,13 @@
+//! Secrets Manager rotation steps for the secrets ThreadStorm generates.
+
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use threadstorm::{resources, runtime};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let deps = runtime::start(&resources::SECRET_ROTATION).await?;
+    run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
+        Err::<(), _>(runtime::NotImplemented { function: deps.function.name })
+    }))
+    .await
+}

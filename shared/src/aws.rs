@@ -1,0 +1,31 @@
+//! The AWS service clients, built once per process from the environment.
+//!
+//! `aws_config` reads region, credentials and `AWS_ENDPOINT_URL` from the environment, so the same
+//! binary talks to AWS or to a local moto server without a code change.
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+/// The four service clients ThreadStorm uses. Cheap to clone (each is an `Arc` inside).
+#[derive(Clone, Debug)]
+pub struct AwsClients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+    pub kms: aws_sdk_kms::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl AwsClients {
+    /// Loads the shared SDK configuration from the environment and builds every client from it.
+    pub async fn from_env() -> Self {
+        Self::from_sdk_config(&aws_config::load_defaults(BehaviorVersion::latest()).await)
+    }
+
+    pub fn from_sdk_config(sdk: &SdkConfig) -> Self {
+        AwsClients {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+            kms: aws_sdk_kms::Client::new(sdk),
+            secrets: aws_sdk_secretsmanager::Client::new(sdk),
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! Configuration, read once at start-up from the environment.
+//!
+//! Variable names follow the seed where it named them (`ENABLE_KMS_ENCRYPTION`, `LOG_LEVEL`, …); the
+//! names of tables, queues and secrets come from [`crate::resources`]. A missing or malformed value
+//! is a start-up error that names the variable, so a broken deployment fails at init, not on the
+//! first request.
+
+use std::collections::BTreeMap;
+
+use crate::resources::{FunctionSpec, Resource};
+
+/// Why the configuration could not be read. Each variant names the variable at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {var} is not set ({why})")]
+    Missing { var: &'static str, why: &'static str },
+    #[error("configuration: {var} is malformed: {reason}")]
+    Malformed { var: &'static str, reason: String },
+    #[error("configuration: {var} is refused: {reason}")]
+    Refused { var: &'static str, reason: String },
+}
+
+/// Log verbosity, from `LOG_LEVEL`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// Where browsers may call the API from (`CORS_ORIGINS`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// No cross-origin access at all (the variable is unset or empty).
+    None,
+    /// `*`: any origin. Refused in production mode.
+    Any,
+    /// An explicit list of `scheme://host[:port]` origins.
+    List(Vec<String>),
+}
+
+/// The seed's switches for optional log streams. Security events are recorded whatever these say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogSwitches {
+    pub audit: bool,
+    pub rate_limit: bool,
+    pub access: bool,
+    pub deletion: bool,
+}
+
+/// Everything a function reads from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub region: String,
+    pub production_mode: bool,
+    pub debug: bool,
+    pub log_level: LogLevel,
+    pub cors_origins: CorsOrigins,
+    pub logs: LogSwitches,
+    /// `ENABLE_KMS_ENCRYPTION`: tokens are sealed with KMS envelope encryption (the default). When
+    /// false, the local key in `TOKEN_ENCRYPTION_KEY` (or its secret) is used instead.
+    pub kms_encryption: bool,
+    /// `AWS_KMS_KEY_ID`: the key that wraps token data keys, when this function seals tokens.
+    pub kms_key_id: Option<String>,
+    /// `TOKEN_ENCRYPTION_KEY`: local fallback key material, only read when KMS is off.
+    pub token_encryption_key: Option<Secret>,
+    /// Physical names of the tables, queues and secrets this function uses, keyed by resource.
+    resources: BTreeMap<Resource, String>,
+}
+
+/// A value that must never be printed. `Debug` shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Config {
+    /// Reads the configuration of `function` from the process environment.
+    pub fn from_env(function: &FunctionSpec) -> Result<Self, ConfigError> {
+        Self::from_lookup(function, |name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration of `function` through `lookup`, so tests need not touch the
+    /// process environment.
+    pub fn from_lookup(
+        function: &FunctionSpec,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let get = |var: &'static str| lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+
+        let region = get("AWS_REGION").ok_or(ConfigError::Missing {
+            var: "AWS_REGION",
+            why: "Lambda sets it; locally the runner does",
+        })?;
+        let production_mode = flag(&get, "PRODUCTION_MODE", false)?;
+        let debug = flag(&get, "DEBUG", false)?;
+        let log_level = match get("LOG_LEVEL").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None => LogLevel::Info,
+            Some("trace") => LogLevel::Trace,
+            Some("debug") => LogLevel::Debug,
+            Some("info") => LogLevel::Info,
+            Some("warn" | "warning") => LogLevel::Warn,
+            Some("error") => LogLevel::Error,
+            Some(other) => {
+                return Err(ConfigError::Malformed {
+                    var: "LOG_LEVEL",
+                    reason: format!("{other:?} is not one of trace, debug, info, warn, error"),
+                });
+            }
+        };
+        let cors_origins = cors(get("CORS_ORIGINS"))?;
+        let logs = LogSwitches {
+            audit: flag(&get, "ENABLE_AUDIT_LOGS", true)?,
+            rate_limit: flag(&get, "ENABLE_RATE_LIMIT_LOGS", true)?,
+            access: flag(&get, "ENABLE_ACCESS_LOGS", true)?,
+            deletion: flag(&get, "ENABLE_DELETION_LOGS", true)?,
+        };
+        if !flag(&get, "ENABLE_TOKEN_ENCRYPTION", true)? {
+            return Err(ConfigError::Refused {
+                var: "ENABLE_TOKEN_ENCRYPTION",
+                reason: "Threads tokens are never stored in plain text; remove the variable or set it to true"
+                    .into(),
+            });
+        }
+        let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
+
+        let mut resources = BTreeMap::new();
+        for resource in function.env_resources() {
+            let var = resource.env_var();
+            let value = get(var).ok_or(ConfigError::Missing {
+                var,
+                why: "template.yaml sets it for this function",
+            })?;
+            resources.insert(resource, value);
+        }
+
+        let seals_tokens = function.env_resources().any(|r| r == Resource::TokenKey);
+        let kms_key_id = if seals_tokens && kms_encryption {
+            resources.get(&Resource::TokenKey).cloned()
+        } else {
+            None
+        };
+        let token_encryption_key = if seals_tokens && !kms_encryption {
+            get("TOKEN_ENCRYPTION_KEY").map(Secret)
+        } else {
+            None
+        };
+
+        if production_mode {
+            if debug {
+                return Err(ConfigError::Refused {
+                    var: "DEBUG",
+                    reason: "debug output is off in production mode (PRODUCTION_MODE=true)".into(),
+                });
+            }
+            if cors_origins == CorsOrigins::Any {
+                return Err(ConfigError::Refused {
+                    var: "CORS_ORIGINS",
+                    reason: "`*` is refused in production mode; list the origins".into(),
+                });
+            }
+            if !kms_encryption {
+                return Err(ConfigError::Refused {
+                    var: "ENABLE_KMS_ENCRYPTION",
+                    reason: "production mode seals tokens with KMS; the local key is for development"
+                        .into(),
+                });
+            }
+        }
+
+        Ok(Config {
+            region,
+            production_mode,
+            debug,
+            log_level,
+            cors_origins,
+            logs,
+            kms_encryption,
+            kms_key_id,
+            token_encryption_key,
+            resources,
+        })
+    }
+
+    /// The physical name (table name, queue URL, secret id or key id) of `resource`.
+    ///
+    /// Only resources the function declared are present; asking for another is a programming
+    /// error caught by the tests that run every function, so it reports rather than panics.
+    pub fn resource(&self, resource: Resource) -> Result<&str, ConfigError> {
+        self.resources
+            .get(&resource)
+            .map(String::as_str)
+            .ok_or(ConfigError::Missing {
+                var: resource.env_var(),
+                why: "this function does not declare the resource in resources::FunctionSpec",
+            })
+    }
+}
+
+fn flag(
+    get: &impl Fn(&'static str) -> Option<String>,
+    var: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(var).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(default),
+        Some("true" | "1" | "yes" | "on") => Ok(true),
+        Some("false" | "0" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError::Malformed {
+            var,
+            reason: format!("{other:?} is not a boolean (use true or false)"),
+        }),
+    }
+}
+
+fn cors(value: Option<String>) -> Result<CorsOrigins, ConfigError> {
+    let Some(value) = value else {
+        return Ok(CorsOrigins::None);
+    };
+    if value == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        let valid = rest.is_some_and(|host| {
+            !host.is_empty()
+                && !host.contains('/')
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+        if !valid {
+            return Err(ConfigError::Malformed {
+                var: "CORS_ORIGINS",
+                reason: format!("{origin:?} is not an origin like https://app.example.com"),
+            });
+        }
+        origins.push(origin.to_owned());
+    }
+    Ok(if origins.is_empty() { CorsOrigins::None } else { CorsOrigins::List(origins) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poster() -> &'static FunctionSpec {
+        &crate::resources::POSTER
+    }
+
+    fn full_env(function: &FunctionSpec) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::from([("AWS_REGION".to_owned(), "us-east-1".to_owned())]);
+        for r in function.env_resources() {
+            env.insert(r.env_var().to_owned(), format!("value-of-{}", r.env_var()));
+        }
+        env
+    }
+
+    fn read(env: &BTreeMap<String, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(poster(), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_safe() {
+        let config = read(&full_env(poster())).expect("complete environment");
+        assert!(!config.production_mode);
+        assert!(!config.debug);
+        assert!(config.kms_encryption);
+        assert_eq!(config.log_level, LogLevel::Info);
+        assert_eq!(config.cors_origins, CorsOrigins::None);
+        assert_eq!(config.logs, LogSwitches { audit: true, rate_limit: true, access: true, deletion: true });
+        assert_eq!(config.kms_key_id.as_deref(), Some("value-of-AWS_KMS_KEY_ID"));
+    }
+
+    #[test]
+    fn every_declared_resource_is_required_by_name() {
+        for resource in poster().env_resources() {
+            let mut env = full_env(poster());
+            env.remove(resource.env_var());
+            let err = read(&env).expect_err("a declared resource is missing");
+            assert!(
+                matches!(err, ConfigError::Missing { var, .. } if var == resource.env_var()),
+                "{err}"
+            );
+            assert!(err.to_string().contains(resource.env_var()));
+        }
+    }
+
+    #[test]
+    fn missing_region_names_the_variable() {
+        let mut env = full_env(poster());
+        env.remove("AWS_REGION");
+        assert!(read(&env).unwrap_err().to_string().contains("AWS_REGION"));
+    }
+
+    #[test]
+    fn malformed_values_name_the_variable() {
+        for (var, value) in [
+            ("DEBUG", "maybe"),
+            ("PRODUCTION_MODE", "2"),
+            ("ENABLE_KMS_ENCRYPTION", "enabled"),
+            ("ENABLE_AUDIT_LOGS", "y e s"),
+            ("LOG_LEVEL", "loud"),
+            ("CORS_ORIGINS", "example.com"),
+            ("CORS_ORIGINS", "https://example.com/path"),
+        ] {
+            let mut env = full_env(poster());
+            env.insert(var.to_owned(), value.to_owned());
+            let err = read(&env).expect_err(var);
+            assert!(matches!(err, ConfigError::Malformed { var: v, .. } if v == var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn plain_text_tokens_are_refused() {
+        let mut env = full_env(poster());
+        env.insert("ENABLE_TOKEN_ENCRYPTION".into(), "false".into());
+        assert!(matches!(read(&env), Err(ConfigError::Refused { var: "ENABLE_TOKEN_ENCRYPTION", .. })));
+    }
+
+    #[test]
+    fn production_mode_refuses_debug_wildcard_cors_and_local_keys() {
+        for (var, value) in [("DEBUG", "true"), ("CORS_ORIGINS", "*"), ("ENABLE_KMS_ENCRYPTION", "false")] {
+            let mut env = full_env(poster());
+            env.insert("PRODUCTION_MODE".into(), "true".into());
+            env.insert(var.to_owned(), value.to_owned());
+            let err = read(&env).expect_err(var);
+            assert!(matches!(err, ConfigError::Refused { var: v, .. } if v == var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn local_key_is_read_only_when_kms_is_off() {
+        let mut env = full_env(poster());
+        env.insert("TOKEN_ENCRYPTION_KEY".into(), "k1".into());
+        assert_eq!(read(&env).unwrap().token_encryption_key, None);
+        env.insert("ENABLE_KMS_ENCRYPTION".into(), "false".into());
+        let config = read(&env).unwrap();
+        assert_eq!(config.kms_key_id, None);
+        assert_eq!(config.token_encryption_key.as_ref().map(Secret::expose), Some("k1"));
+        assert_eq!(format!("{:?}", config.token_encryption_key), "Some(Secret(<redacted>))");
+    }
+
+    #[test]
+    fn cors_list_is_parsed() {
+        let mut env = full_env(poster());
+        env.insert("CORS_ORIGINS".into(), "https://a.example, http://localhost:3000".into());
+        assert_eq!(
+            read(&env).unwrap().cors_origins,
+            CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:3000".into()])
+        );
+    }
+
+    #[test]
+    fn undeclared_resource_is_an_error_not_a_panic() {
+        let config = read(&full_env(poster())).unwrap();
+        assert!(config.resource(Resource::InboxTable).is_err());
+        assert!(config.resource(Resource::PostsTable).is_ok());
+    }
+}

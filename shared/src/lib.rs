@@ -1,0 +1,9 @@
+//! ThreadStorm: publish posts and storms to Threads through a safe, exactly-once pipeline.
+//!
+//! Every Lambda function is a thin binary over this crate: it calls [`runtime::start`] to read
+//! its configuration and build its AWS clients once, then hands events to a handler here.
+
+pub mod aws;
+pub mod config;
+pub mod resources;
+pub mod runtime;
