@@ -364,12 +364,14 @@ impl IntoResponse for WindowError {
 /// An error from `/oauth/access_token`, which does not use the Graph envelope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExchangeError {
+    pub status: StatusCode,
     pub message: String,
 }
 
 impl ExchangeError {
     pub fn new(message: impl Into<String>) -> Self {
         ExchangeError {
+            status: StatusCode::BAD_REQUEST,
             message: message.into(),
         }
     }
@@ -382,10 +384,11 @@ impl ExchangeError {
 impl IntoResponse for ExchangeError {
     fn into_response(self) -> Response {
         let mut obj = Obj::new();
+        // `code` mirrors the HTTP status here, 400 for every error Meta documents.
         obj.str("error_type", "OAuthException")
-            .int("code", 400)
+            .int("code", i64::from(self.status.as_u16()))
             .str("error_message", &self.message);
-        JsonText(StatusCode::BAD_REQUEST, obj.text()).into_response()
+        JsonText(self.status, obj.text()).into_response()
     }
 }
 

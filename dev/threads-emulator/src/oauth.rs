@@ -26,7 +26,10 @@ impl From<GraphError> for WindowError {
 
 impl From<GraphError> for ExchangeError {
     fn from(error: GraphError) -> ExchangeError {
-        ExchangeError::new(error.message)
+        ExchangeError {
+            status: error.status,
+            message: error.message,
+        }
     }
 }
 
