@@ -60,9 +60,8 @@ fn real_millis() -> i64 {
 
 /// Graph's timestamp format, `2024-09-12T23:17:39+0000`.
 pub fn graph_timestamp(unix_seconds: i64) -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second]+0000"
-    );
+    let format =
+        time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]+0000");
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .ok()
         .and_then(|t| t.format(&format).ok())

@@ -32,8 +32,10 @@ pub async fn create(
     Path(user): Path<String>,
     req: GraphRequest,
 ) -> Response {
-    app.graph(Call::Create, |inner, ctx| create_container(inner, ctx, &user, &req))
-        .await
+    app.graph(Call::Create, |inner, ctx| {
+        create_container(inner, ctx, &user, &req)
+    })
+    .await
 }
 
 fn create_container(
@@ -120,7 +122,10 @@ fn validate(inner: &Inner, p: &Params, user: &str) -> Result<Container, GraphErr
         Some(_) => Some(public_url(p, "link_attachment")?),
         None => None,
     };
-    let links = unique_links(text.as_deref().unwrap_or_default(), link_attachment.as_deref());
+    let links = unique_links(
+        text.as_deref().unwrap_or_default(),
+        link_attachment.as_deref(),
+    );
     if links > LINK_LIMIT {
         return Err(GraphError::link_limit_exceeded(links));
     }
@@ -226,9 +231,10 @@ fn carousel_children(inner: &Inner, p: &Params, user: &str) -> Result<Vec<String
         ));
     }
     for id in &children {
-        let usable = inner.containers.get(id).is_some_and(|c| {
-            c.owner == user && c.is_carousel_item && c.media_id.is_none()
-        });
+        let usable = inner
+            .containers
+            .get(id)
+            .is_some_and(|c| c.owner == user && c.is_carousel_item && c.media_id.is_none());
         if !usable {
             return Err(GraphError::invalid_param(format!(
                 "Param children contains an invalid carousel item container id: {id}"
@@ -256,7 +262,10 @@ fn link_key(word: &str) -> Option<String> {
         .strip_prefix("https://")
         .or_else(|| lower.strip_prefix("http://"))
         .or_else(|| lower.starts_with("www.").then_some(lower.as_str()))?;
-    let rest = rest.strip_prefix("www.").unwrap_or(rest).trim_end_matches('/');
+    let rest = rest
+        .strip_prefix("www.")
+        .unwrap_or(rest)
+        .trim_end_matches('/');
     (!rest.is_empty()).then(|| rest.to_string())
 }
 

@@ -43,23 +43,34 @@ pub fn router() -> Router<App> {
 }
 
 /// A control error: `{"error": "..."}` with 400 (or 404).
-fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
-    JsonText(status, to_text(&json!({ "error": message.into() }))).into_response()
+struct Refusal(StatusCode, String);
+
+impl Refusal {
+    fn bad(message: impl Into<String>) -> Refusal {
+        Refusal(StatusCode::BAD_REQUEST, message.into())
+    }
 }
 
-fn ok(value: &Value) -> Response {
-    JsonText::ok(to_text(value)).into_response()
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        JsonText(self.0, to_text(&json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type Answer = Result<Response, Refusal>;
+
+fn ok(value: &Value) -> Answer {
+    Ok(JsonText::ok(to_text(value)).into_response())
 }
 
 /// The body as `T`; an empty body reads as `{}`.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Response> {
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, Refusal> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
         bytes
     };
-    serde_json::from_slice(text)
-        .map_err(|e| refuse(StatusCode::BAD_REQUEST, format!("invalid JSON body: {e}")))
+    serde_json::from_slice(text).map_err(|e| Refusal::bad(format!("invalid JSON body: {e}")))
 }
 
 fn clock_view(app: &App) -> Value {
@@ -71,7 +82,7 @@ fn clock_view(app: &App) -> Value {
     })
 }
 
-async fn clock(State(app): State<App>) -> Response {
+async fn clock(State(app): State<App>) -> Answer {
     ok(&clock_view(&app))
 }
 
@@ -83,15 +94,11 @@ struct Advance {
     ms: u64,
 }
 
-async fn clock_advance(State(app): State<App>, bytes: Bytes) -> Response {
-    match body::<Advance>(&bytes) {
-        Ok(a) => {
-            app.clock()
-                .advance(Duration::from_secs(a.seconds) + Duration::from_millis(a.ms));
-            ok(&clock_view(&app))
-        }
-        Err(e) => e,
-    }
+async fn clock_advance(State(app): State<App>, bytes: Bytes) -> Answer {
+    let a = body::<Advance>(&bytes)?;
+    app.clock()
+        .advance(Duration::from_secs(a.seconds) + Duration::from_millis(a.ms));
+    ok(&clock_view(&app))
 }
 
 #[derive(Deserialize)]
@@ -100,24 +107,23 @@ struct SetClock {
     now_ms: Option<i64>,
 }
 
-async fn clock_set(State(app): State<App>, bytes: Bytes) -> Response {
-    match body::<SetClock>(&bytes) {
-        Ok(SetClock {
+async fn clock_set(State(app): State<App>, bytes: Bytes) -> Answer {
+    match body::<SetClock>(&bytes)? {
+        SetClock {
             now_ms: Some(ms), ..
-        }) => app.clock().set_millis(ms),
-        Ok(SetClock { now: Some(s), .. }) => app.clock().set(s),
-        Ok(_) => return refuse(StatusCode::BAD_REQUEST, "give `now` or `now_ms`"),
-        Err(e) => return e,
+        } => app.clock().set_millis(ms),
+        SetClock { now: Some(s), .. } => app.clock().set(s),
+        _ => return Err(Refusal::bad("give `now` or `now_ms`")),
     }
     ok(&clock_view(&app))
 }
 
-async fn clock_reset(State(app): State<App>) -> Response {
+async fn clock_reset(State(app): State<App>) -> Answer {
     app.clock().reset();
     ok(&clock_view(&app))
 }
 
-async fn faults_list(State(app): State<App>) -> Response {
+async fn faults_list(State(app): State<App>) -> Answer {
     ok(&json!({ "pending": app.lock().faults.pending() }))
 }
 
@@ -129,11 +135,10 @@ enum Plans {
     Many(Vec<FaultPlan>),
 }
 
-async fn faults_add(State(app): State<App>, bytes: Bytes) -> Response {
-    let plans = match body::<Plans>(&bytes) {
-        Ok(Plans::One(plan)) => vec![plan],
-        Ok(Plans::Many(plans)) => plans,
-        Err(e) => return e,
+async fn faults_add(State(app): State<App>, bytes: Bytes) -> Answer {
+    let plans = match body::<Plans>(&bytes)? {
+        Plans::One(plan) => vec![plan],
+        Plans::Many(plans) => plans,
     };
     let mut inner = app.lock();
     for plan in plans {
@@ -142,7 +147,7 @@ async fn faults_add(State(app): State<App>, bytes: Bytes) -> Response {
     ok(&json!({ "pending": inner.faults.pending() }))
 }
 
-async fn faults_clear(State(app): State<App>) -> Response {
+async fn faults_clear(State(app): State<App>) -> Answer {
     app.lock().faults.clear();
     ok(&json!({ "pending": [] }))
 }
@@ -152,21 +157,17 @@ struct Seed {
     seed: u64,
 }
 
-async fn faults_seed(State(app): State<App>, bytes: Bytes) -> Response {
-    match body::<Seed>(&bytes) {
-        Ok(s) => {
-            app.lock().faults.reseed(s.seed);
-            ok(&json!({ "seed": s.seed }))
-        }
-        Err(e) => e,
-    }
+async fn faults_seed(State(app): State<App>, bytes: Bytes) -> Answer {
+    let s = body::<Seed>(&bytes)?;
+    app.lock().faults.reseed(s.seed);
+    ok(&json!({ "seed": s.seed }))
 }
 
-async fn posts(State(app): State<App>) -> Response {
+async fn posts(State(app): State<App>) -> Answer {
     ok(&json!(app.lock().published))
 }
 
-async fn calls(State(app): State<App>) -> Response {
+async fn calls(State(app): State<App>) -> Answer {
     let counts = app.lock().calls.clone();
     let mut value = json!(counts);
     if let Some(map) = value.as_object_mut() {
@@ -184,11 +185,8 @@ struct IssueToken {
     scopes: Option<Vec<String>>,
 }
 
-async fn token_issue(State(app): State<App>, bytes: Bytes) -> Response {
-    let request = match body::<IssueToken>(&bytes) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
+async fn token_issue(State(app): State<App>, bytes: Bytes) -> Answer {
+    let request = body::<IssueToken>(&bytes)?;
     let config = app.config();
     let user_id = match request.user_id {
         Some(id) => id,
@@ -199,16 +197,15 @@ async fn token_issue(State(app): State<App>, bytes: Bytes) -> Response {
             .unwrap_or_default(),
     };
     if user_id.is_empty() || !user_id.bytes().all(|b| b.is_ascii_digit()) {
-        return refuse(StatusCode::BAD_REQUEST, "user_id must be a numeric string");
+        return Err(Refusal::bad("user_id must be a numeric string"));
     }
     let (kind, ttl) = match request.kind.as_deref() {
         None | Some("long" | "long_lived") => (TokenKind::LongLived, config.long_lived_ttl),
         Some("short" | "short_lived") => (TokenKind::ShortLived, config.short_lived_ttl),
         Some(other) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("kind must be `long` or `short`, not {other:?}"),
-            );
+            return Err(Refusal::bad(format!(
+                "kind must be `long` or `short`, not {other:?}"
+            )));
         }
     };
     let token = crate::tokens::issue_direct(&app, &user_id, kind, request.scopes);
@@ -225,11 +222,10 @@ struct Revoke {
     access_token: String,
 }
 
-async fn token_revoke(State(app): State<App>, bytes: Bytes) -> Response {
-    match body::<Revoke>(&bytes) {
-        Ok(r) => ok(&json!({ "revoked": crate::tokens::revoke(&mut app.lock(), &r.access_token) })),
-        Err(e) => e,
-    }
+async fn token_revoke(State(app): State<App>, bytes: Bytes) -> Answer {
+    let r = body::<Revoke>(&bytes)?;
+    let revoked = crate::tokens::revoke(&mut app.lock(), &r.access_token);
+    ok(&json!({ "revoked": revoked }))
 }
 
 #[derive(Deserialize)]
@@ -239,15 +235,12 @@ struct SetInsights {
     insights: MediaInsights,
 }
 
-async fn insights_set(State(app): State<App>, bytes: Bytes) -> Response {
-    let request = match body::<SetInsights>(&bytes) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
+async fn insights_set(State(app): State<App>, bytes: Bytes) -> Answer {
+    let request = body::<SetInsights>(&bytes)?;
     if crate::media::set_insights(&mut app.lock(), &request.media_id, request.insights) {
         ok(&json!({ "media_id": request.media_id }))
     } else {
-        refuse(StatusCode::NOT_FOUND, "no such media")
+        Err(Refusal(StatusCode::NOT_FOUND, "no such media".into()))
     }
 }
 
@@ -275,11 +268,8 @@ struct SendWebhook {
     raw_body: Option<String>,
 }
 
-async fn webhook_send(State(app): State<App>, bytes: Bytes) -> Response {
-    let request = match body::<SendWebhook>(&bytes) {
-        Ok(r) => r,
-        Err(e) => return e,
-    };
+async fn webhook_send(State(app): State<App>, bytes: Bytes) -> Answer {
+    let request = body::<SendWebhook>(&bytes)?;
     let config = app.config();
     let mut changes = request.changes.clone();
     if let Some(field) = &request.field {
@@ -295,11 +285,15 @@ async fn webhook_send(State(app): State<App>, bytes: Bytes) -> Response {
     let body = match request.raw_body {
         Some(raw) => raw,
         None if changes.is_empty() => {
-            return refuse(StatusCode::BAD_REQUEST, "give `changes`, `field` or `raw_body`");
+            return Err(Refusal::bad("give `changes`, `field` or `raw_body`"));
         }
         None => {
             let target = request.target_id.clone().unwrap_or_else(|| {
-                config.users.first().map(|u| u.id.clone()).unwrap_or_default()
+                config
+                    .users
+                    .first()
+                    .map(|u| u.id.clone())
+                    .unwrap_or_default()
             });
             let time = request.time.unwrap_or_else(|| app.clock().now());
             webhook::envelope(&config.app_id, &target, time, &changes, request.values_as)
@@ -324,7 +318,13 @@ fn sample_value(app: &App, field: &str, media_id: Option<&str>) -> Value {
         |m| m.id.clone(),
     );
     let owner = media.map_or_else(
-        || app.config().users.first().map(|u| u.id.clone()).unwrap_or_default(),
+        || {
+            app.config()
+                .users
+                .first()
+                .map(|u| u.id.clone())
+                .unwrap_or_default()
+        },
         |m| m.owner.clone(),
     );
     let username = app
@@ -379,11 +379,8 @@ struct SignedRequestAsk {
     deliver_to: Option<String>,
 }
 
-async fn signed_request(State(app): State<App>, bytes: Bytes) -> Response {
-    let ask = match body::<SignedRequestAsk>(&bytes) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
+async fn signed_request(State(app): State<App>, bytes: Bytes) -> Answer {
+    let ask = body::<SignedRequestAsk>(&bytes)?;
     let config = app.config();
     let user_id = ask
         .user_id
@@ -411,12 +408,12 @@ async fn signed_request(State(app): State<App>, bytes: Bytes) -> Response {
     }))
 }
 
-async fn reset(State(app): State<App>) -> Response {
+async fn reset(State(app): State<App>) -> Answer {
     app.reset();
     ok(&json!({ "reset": true }))
 }
 
 /// The configuration in force, so a local stack can read the test users and app id.
-async fn config(State(app): State<App>) -> Response {
+async fn config(State(app): State<App>) -> Answer {
     ok(&json!(app.config()))
 }

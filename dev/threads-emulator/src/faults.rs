@@ -269,8 +269,7 @@ impl FaultBook {
             }
         }
         for (e, fault, probability) in &self.rates {
-            if (*e == endpoint || *e == Endpoint::Any) && self.rng.random::<f64>() < *probability
-            {
+            if (*e == endpoint || *e == Endpoint::Any) && self.rng.random::<f64>() < *probability {
                 return Some(fault.clone());
             }
         }

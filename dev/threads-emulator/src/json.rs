@@ -83,7 +83,8 @@ mod tests {
     #[test]
     fn keys_keep_insertion_order_and_raw_numbers_stay_exact() {
         let mut obj = Obj::new();
-        obj.str("access_token", "THabc").raw("user_id", "90071992547409931");
+        obj.str("access_token", "THabc")
+            .raw("user_id", "90071992547409931");
         assert_eq!(
             obj.text(),
             r#"{"access_token":"THabc","user_id":90071992547409931}"#

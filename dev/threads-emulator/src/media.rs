@@ -376,7 +376,10 @@ fn page(
         let mut paging = Obj::new();
         paging.raw("cursors", cursors.text());
         if end < items.len() {
-            paging.str("next", &page_url(ctx, req, path, limit, "after", &cursor(&last.id)));
+            paging.str(
+                "next",
+                &page_url(ctx, req, path, limit, "after", &cursor(&last.id)),
+            );
         }
         if start > 0 {
             paging.str(
@@ -409,13 +412,33 @@ fn page_url(
 }
 
 const METRICS: [(&str, &str, &str); 7] = [
-    ("views", "Views", "The number of times your post was viewed."),
+    (
+        "views",
+        "Views",
+        "The number of times your post was viewed.",
+    ),
     ("likes", "Likes", "The number of likes on your post."),
     ("replies", "Replies", "The number of replies on your post."),
-    ("reposts", "Reposts", "The number of times your post was reposted."),
-    ("quotes", "Quotes", "The number of times your post was quoted."),
-    ("shares", "Shares", "The number of times your post was shared."),
-    ("clicks", "Clicks", "The number of clicks on links in your post."),
+    (
+        "reposts",
+        "Reposts",
+        "The number of times your post was reposted.",
+    ),
+    (
+        "quotes",
+        "Quotes",
+        "The number of times your post was quoted.",
+    ),
+    (
+        "shares",
+        "Shares",
+        "The number of times your post was shared.",
+    ),
+    (
+        "clicks",
+        "Clicks",
+        "The number of clicks on links in your post.",
+    ),
 ];
 
 fn metric_value(insights: &MediaInsights, name: &str) -> u64 {
@@ -477,11 +500,7 @@ pub async fn insights(
 }
 
 /// `DELETE /v1.0/{media-id}` → `{"success":true,"deleted_id":"…"}`, 100 a day.
-pub async fn delete(
-    State(app): State<App>,
-    Path(id): Path<String>,
-    req: GraphRequest,
-) -> Response {
+pub async fn delete(State(app): State<App>, Path(id): Path<String>, req: GraphRequest) -> Response {
     app.graph(Call::Delete, |inner, ctx| {
         let session = authenticate(inner, req.token.as_deref(), ctx.now_ms)?;
         session.require(&["threads_basic", "threads_delete"])?;
@@ -489,9 +508,12 @@ pub async fn delete(
             .live_media(&id)
             .filter(|m| m.owner == session.user_id && !m.is_carousel_child)
             .ok_or_else(|| GraphError::unknown_object("delete", &id))?;
-        inner
-            .quotas
-            .check(&session.user_id, QuotaKind::Delete, ctx.now_ms, &ctx.config.quotas)?;
+        inner.quotas.check(
+            &session.user_id,
+            QuotaKind::Delete,
+            ctx.now_ms,
+            &ctx.config.quotas,
+        )?;
         if let Some(media) = inner.media.get_mut(&id) {
             media.deleted = true;
         }

@@ -50,7 +50,10 @@ fn window(inner: &mut Inner, ctx: &Ctx<'_>, req: &GraphRequest) -> Result<Respon
         .ok_or_else(WindowError::unlisted_redirect)?;
     check_redirect(ctx, redirect_uri)?;
     if params.get("response_type") != Some("code") {
-        return Err(WindowError::new(100, "Invalid response_type: expected code"));
+        return Err(WindowError::new(
+            100,
+            "Invalid response_type: expected code",
+        ));
     }
     let scopes = parse_scopes(params.get("scope").unwrap_or_default())?;
     let user = match params.non_empty("test_user") {
@@ -97,10 +100,7 @@ fn window(inner: &mut Inner, ctx: &Ctx<'_>, req: &GraphRequest) -> Result<Respon
 fn check_redirect(ctx: &Ctx<'_>, redirect_uri: &str) -> Result<(), WindowError> {
     let parsed = url::Url::parse(redirect_uri).map_err(|_| WindowError::unlisted_redirect())?;
     if parsed.scheme() == "http" {
-        let loopback = matches!(
-            parsed.host_str(),
-            Some("127.0.0.1" | "localhost" | "[::1]")
-        );
+        let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
         if !(loopback && ctx.config.allow_http_loopback_redirects) {
             return Err(WindowError::insecure_redirect());
         }
@@ -117,7 +117,11 @@ fn check_redirect(ctx: &Ctx<'_>, redirect_uri: &str) -> Result<(), WindowError> 
 /// Comma- or space-separated; every scope must be known and `threads_basic` present.
 fn parse_scopes(raw: &str) -> Result<Vec<String>, WindowError> {
     let mut scopes: Vec<String> = Vec::new();
-    for scope in raw.split([',', ' ']).map(str::trim).filter(|s| !s.is_empty()) {
+    for scope in raw
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         if !ALL_SCOPES.contains(&scope) {
             return Err(WindowError::new(100, format!("Invalid Scopes: {scope}")));
         }
@@ -147,8 +151,10 @@ fn redirect(uri: &str, pairs: &[(&str, &str)]) -> Response {
 
 /// `POST /oauth/access_token` (form) or `GET` with the same query parameters.
 pub async fn exchange_code(State(app): State<App>, req: GraphRequest) -> Response {
-    app.serve(Call::CodeExchange, |inner, ctx| code_exchange(inner, ctx, &req))
-        .await
+    app.serve(Call::CodeExchange, |inner, ctx| {
+        code_exchange(inner, ctx, &req)
+    })
+    .await
 }
 
 fn code_exchange(
@@ -191,7 +197,14 @@ fn code_exchange(
         grant.used = true;
     }
     let ttl = millis(ctx.config.short_lived_ttl);
-    let token = issue(inner, &user_id, scopes, TokenKind::ShortLived, ctx.now_ms, ttl);
+    let token = issue(
+        inner,
+        &user_id,
+        scopes,
+        TokenKind::ShortLived,
+        ctx.now_ms,
+        ttl,
+    );
     // The user id goes out as written digits: as a JSON number it may exceed 2^53.
     let user_id_json = if ctx.config.user_id_as_string {
         quote(&user_id)

@@ -22,8 +22,10 @@ pub async fn publish(
     Path(user): Path<String>,
     req: GraphRequest,
 ) -> Response {
-    app.graph(Call::Publish, |inner, ctx| publish_op(inner, ctx, &user, &req))
-        .await
+    app.graph(Call::Publish, |inner, ctx| {
+        publish_op(inner, ctx, &user, &req)
+    })
+    .await
 }
 
 fn publish_op(

@@ -160,11 +160,27 @@ mod tests {
         let t0 = 1_700_000_000_000;
         ledger.record("u", QuotaKind::Post, t0);
         ledger.record("u", QuotaKind::Post, t0 + 1_000);
-        assert!(ledger.check("u", QuotaKind::Post, t0 + 2_000, &quotas).is_err());
-        assert!(ledger.check("u", QuotaKind::Reply, t0 + 2_000, &quotas).is_ok());
-        assert!(ledger.check("v", QuotaKind::Post, t0 + 2_000, &quotas).is_ok());
+        assert!(
+            ledger
+                .check("u", QuotaKind::Post, t0 + 2_000, &quotas)
+                .is_err()
+        );
+        assert!(
+            ledger
+                .check("u", QuotaKind::Reply, t0 + 2_000, &quotas)
+                .is_ok()
+        );
+        assert!(
+            ledger
+                .check("v", QuotaKind::Post, t0 + 2_000, &quotas)
+                .is_ok()
+        );
         let day = 86_400_000;
         assert_eq!(ledger.usage("u", QuotaKind::Post, t0 + day, &quotas), 1);
-        assert!(ledger.check("u", QuotaKind::Post, t0 + day, &quotas).is_ok());
+        assert!(
+            ledger
+                .check("u", QuotaKind::Post, t0 + day, &quotas)
+                .is_ok()
+        );
     }
 }

@@ -101,10 +101,7 @@ impl<S: Send + Sync> FromRequest<S> for GraphRequest {
             .non_empty("access_token")
             .map(str::to_string)
             .or_else(|| header_token(&parts.headers));
-        Ok(GraphRequest {
-            params,
-            token,
-        })
+        Ok(GraphRequest { params, token })
     }
 }
 

@@ -56,10 +56,8 @@ pub fn router(app: App) -> Router {
 
 async fn unknown_path(State(app): State<App>, request: Request) -> Response {
     let path = request.uri().path().to_string();
-    app.graph(Call::Other, |_, _| {
-        Err(GraphError::unknown_path(&path))
-    })
-    .await
+    app.graph(Call::Other, |_, _| Err(GraphError::unknown_path(&path)))
+        .await
 }
 
 async fn unsupported_method(State(app): State<App>, request: Request) -> Response {
@@ -231,7 +229,11 @@ impl Emulator {
         duplicate: bool,
     ) -> DeliveryReport {
         let config = self.config();
-        let target = config.users.first().map(|u| u.id.clone()).unwrap_or_default();
+        let target = config
+            .users
+            .first()
+            .map(|u| u.id.clone())
+            .unwrap_or_default();
         let body = webhook::envelope(&config.app_id, &target, self.clock().now(), changes, shape);
         let mut delivery = Delivery::new(url, &config.app_secret, body);
         delivery.max_attempts = config.webhook_max_attempts;

@@ -72,7 +72,9 @@ fn check(record: &TokenRecord, now_ms: i64) -> Result<(), GraphError> {
     if record.revoked {
         Err(GraphError::token_invalidated())
     } else if now_ms >= record.expires_ms {
-        Err(GraphError::token_expired(record.expires_ms.div_euclid(1000)))
+        Err(GraphError::token_expired(
+            record.expires_ms.div_euclid(1000),
+        ))
     } else {
         Ok(())
     }
@@ -100,11 +102,17 @@ fn token_answer(token: &str, expires_in_s: i64) -> Response {
 
 /// `GET /access_token?grant_type=th_exchange_token&client_secret=…&access_token={short}`.
 pub async fn exchange(State(app): State<App>, req: GraphRequest) -> Response {
-    app.graph(Call::TokenExchange, |inner, ctx| long_lived(inner, ctx, &req))
-        .await
+    app.graph(Call::TokenExchange, |inner, ctx| {
+        long_lived(inner, ctx, &req)
+    })
+    .await
 }
 
-fn long_lived(inner: &mut Inner, ctx: &Ctx<'_>, req: &GraphRequest) -> Result<Response, GraphError> {
+fn long_lived(
+    inner: &mut Inner,
+    ctx: &Ctx<'_>,
+    req: &GraphRequest,
+) -> Result<Response, GraphError> {
     if req.params.get("grant_type") != Some("th_exchange_token") {
         return Err(GraphError::invalid_param(
             "Unsupported grant_type: expected th_exchange_token",
@@ -183,11 +191,17 @@ fn refreshed(inner: &mut Inner, ctx: &Ctx<'_>, req: &GraphRequest) -> Result<Res
 /// `GET /debug_token?input_token=…&access_token=…`; the inspecting token may be a user
 /// token or the app token `{app_id}|{app_secret}`.
 pub async fn debug(State(app): State<App>, req: GraphRequest) -> Response {
-    app.graph(Call::DebugToken, |inner, ctx| debug_report(inner, ctx, &req))
-        .await
+    app.graph(Call::DebugToken, |inner, ctx| {
+        debug_report(inner, ctx, &req)
+    })
+    .await
 }
 
-fn debug_report(inner: &mut Inner, ctx: &Ctx<'_>, req: &GraphRequest) -> Result<Response, GraphError> {
+fn debug_report(
+    inner: &mut Inner,
+    ctx: &Ctx<'_>,
+    req: &GraphRequest,
+) -> Result<Response, GraphError> {
     let input = req.params.require("input_token")?;
     let app_token = format!("{}|{}", ctx.config.app_id, ctx.config.app_secret);
     if req.token.as_deref() != Some(app_token.as_str()) {
@@ -197,9 +211,10 @@ fn debug_report(inner: &mut Inner, ctx: &Ctx<'_>, req: &GraphRequest) -> Result<
     match inner.tokens.get(input) {
         None => {
             let mut error = Obj::new();
-            error
-                .int("code", 190)
-                .str("message", "Invalid OAuth access token - Cannot parse access token");
+            error.int("code", 190).str(
+                "message",
+                "Invalid OAuth access token - Cannot parse access token",
+            );
             data.raw("error", error.text())
                 .bool("is_valid", false)
                 .raw("scopes", "[]");

@@ -271,7 +271,10 @@ pub async fn deliver(delivery: &Delivery) -> DeliveryReport {
             let sent = client
                 .post(&delivery.url)
                 .header("Content-Type", "application/json")
-                .header("User-Agent", "facebookplatform/1.0 (+http://developers.facebook.com)")
+                .header(
+                    "User-Agent",
+                    "facebookplatform/1.0 (+http://developers.facebook.com)",
+                )
                 .header("X-Hub-Signature-256", &signature)
                 .body(delivery.body.clone())
                 .send()
@@ -353,7 +356,10 @@ mod tests {
         let payload = callback_payload("218471", 1_700_000_000);
         for padded in [true, false] {
             let sr = signed_request("test_app_secret", &payload, padded);
-            assert_eq!(verify_signed_request("test_app_secret", &sr), Some(payload.clone()));
+            assert_eq!(
+                verify_signed_request("test_app_secret", &sr),
+                Some(payload.clone())
+            );
             assert_eq!(verify_signed_request("other_secret", &sr), None);
         }
     }
@@ -364,9 +370,20 @@ mod tests {
             field: "replies".into(),
             value: serde_json::json!({"id": "1"}),
         };
-        let one = envelope("1234567890", "42", 1_723_000_000, &[reply.clone()], ValuesShape::Object);
-        assert!(one.ends_with(r#""values":{"value":{"id":"1"},"field":"replies"}}"#), "{one}");
-        assert!(one.starts_with(r#"{"app_id":"1234567890","topic":"moderate","target_id":"42","time":1723000000,"#));
+        let one = envelope(
+            "1234567890",
+            "42",
+            1_723_000_000,
+            std::slice::from_ref(&reply),
+            ValuesShape::Object,
+        );
+        assert!(
+            one.ends_with(r#""values":{"value":{"id":"1"},"field":"replies"}}"#),
+            "{one}"
+        );
+        assert!(one.starts_with(
+            r#"{"app_id":"1234567890","topic":"moderate","target_id":"42","time":1723000000,"#
+        ));
         let two = envelope("1", "42", 0, &[reply.clone(), reply], ValuesShape::Object);
         assert!(two.contains(r#""values":[{"value""#));
     }

@@ -31,7 +31,8 @@ async fn case_p2_not_ready_twice_then_the_same_container_publishes() {
 #[tokio::test]
 async fn code_10_on_a_publish_that_did_publish() {
     let h = Harness::new().await;
-    h.emu.inject(FaultPlan::once(Endpoint::Publish, Fault::FalseFailure));
+    h.emu
+        .inject(FaultPlan::once(Endpoint::Publish, Fault::FalseFailure));
     let container = h.create_text("false failure").await.id();
     let a = h.publish(&container).await;
     assert_eq!(a.status, 500);
@@ -46,7 +47,10 @@ async fn code_10_on_a_publish_that_did_publish() {
     assert_eq!(record[0].container_id, container);
     assert_eq!(h.status(&container).await.json()["status"], "PUBLISHED");
     // The media id can be recovered from the user's threads.
-    let list = h.get_auth("/v1.0/me/threads", &[("fields", "id,text,timestamp")]).await.json();
+    let list = h
+        .get_auth("/v1.0/me/threads", &[("fields", "id,text,timestamp")])
+        .await
+        .json();
     assert_eq!(list["data"][0]["id"], record[0].media_id.as_str());
     // A blind retry is refused and publishes nothing more.
     assert_eq!(h.publish(&container).await.code(), Some(100));
@@ -72,7 +76,10 @@ async fn transient_throttle_and_token_faults_change_nothing() {
     assert_eq!(a.code(), Some(2));
     assert_eq!(a.json()["error"]["is_transient"], true);
     let a = h.publish(&container).await;
-    assert_eq!((a.code(), a.json()["error"]["is_transient"].clone()), (Some(4), json!(true)));
+    assert_eq!(
+        (a.code(), a.json()["error"]["is_transient"].clone()),
+        (Some(4), json!(true))
+    );
     assert_eq!(h.publish(&container).await.code(), Some(17));
     let a = h.publish(&container).await;
     assert_eq!((a.code(), a.subcode()), (Some(190), Some(463)));
@@ -89,17 +96,22 @@ async fn a_slow_answer_arrives_late_and_a_timeout_publishes_but_never_answers_in
         ..EmulatorConfig::default()
     })
     .await;
-    h.emu.inject(FaultPlan::once(Endpoint::Status, Fault::Slow(300)));
+    h.emu
+        .inject(FaultPlan::once(Endpoint::Status, Fault::Slow(300)));
     let container = h.create_text("slow").await.id();
     let started = Instant::now();
     assert_eq!(h.status(&container).await.status, 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
 
-    h.emu.inject(FaultPlan::once(Endpoint::Publish, Fault::Timeout));
+    h.emu
+        .inject(FaultPlan::once(Endpoint::Publish, Fault::Timeout));
     let outcome = h
         .http
         .post(h.url(&format!("/v1.0/{USER}/threads_publish")))
-        .form(&[("creation_id", container.as_str()), ("access_token", &h.token)])
+        .form(&[
+            ("creation_id", container.as_str()),
+            ("access_token", &h.token),
+        ])
         .timeout(Duration::from_millis(300))
         .send()
         .await;
@@ -116,18 +128,27 @@ async fn a_container_error_shows_in_its_status_and_blocks_publishing() {
         Fault::ContainerError("FAILED_DOWNLOADING_VIDEO".into()),
     ));
     let container = h
-        .create(&[("media_type", "VIDEO"), ("video_url", "https://cdn.example/v.mp4")])
+        .create(&[
+            ("media_type", "VIDEO"),
+            ("video_url", "https://cdn.example/v.mp4"),
+        ])
         .await
         .id();
     assert_eq!(
         h.status(&container).await.body,
-        format!(r#"{{"id":"{container}","status":"ERROR","error_message":"FAILED_DOWNLOADING_VIDEO"}}"#)
+        format!(
+            r#"{{"id":"{container}","status":"ERROR","error_message":"FAILED_DOWNLOADING_VIDEO"}}"#
+        )
     );
     assert_eq!(h.publish(&container).await.code(), Some(100));
     assert!(h.emu.published().is_empty());
-    h.emu.inject(FaultPlan::once(Endpoint::Create, Fault::MediaFetchFailed));
+    h.emu
+        .inject(FaultPlan::once(Endpoint::Create, Fault::MediaFetchFailed));
     let a = h
-        .create(&[("media_type", "IMAGE"), ("image_url", "https://cdn.example/i.jpg")])
+        .create(&[
+            ("media_type", "IMAGE"),
+            ("image_url", "https://cdn.example/i.jpg"),
+        ])
         .await;
     assert_eq!((a.code(), a.subcode()), (Some(1), Some(2207052)));
 }
@@ -145,10 +166,18 @@ async fn faults_injected_over_http_are_consumed_in_order() {
     let pending = h.get("/_emulator/faults", &[]).await.json();
     assert_eq!(pending["pending"], json!([]));
     // `any` applies to every kind; clearing drops what is left.
-    h.post_json("/_emulator/faults", &json!([{"endpoint": "any", "sequence": ["transient", "transient"]}]))
-        .await;
+    h.post_json(
+        "/_emulator/faults",
+        &json!([{"endpoint": "any", "sequence": ["transient", "transient"]}]),
+    )
+    .await;
     assert_eq!(h.get_auth("/v1.0/me", &[]).await.code(), Some(2));
-    let cleared = h.http.delete(h.url("/_emulator/faults")).send().await.unwrap();
+    let cleared = h
+        .http
+        .delete(h.url("/_emulator/faults"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cleared.status(), 200);
     assert_eq!(h.get_auth("/v1.0/me", &[]).await.status, 200);
 }
@@ -157,7 +186,8 @@ async fn faults_injected_over_http_are_consumed_in_order() {
 async fn fault_rates_are_reproducible_from_the_seed() {
     let h = Harness::new().await;
     let run = || async {
-        h.post_json("/_emulator/faults/seed", &json!({"seed": 7})).await;
+        h.post_json("/_emulator/faults/seed", &json!({"seed": 7}))
+            .await;
         h.post_json(
             "/_emulator/faults",
             &json!({"endpoint": "read", "rate": {"fault": "transient", "probability": 0.5}}),
@@ -167,7 +197,11 @@ async fn fault_rates_are_reproducible_from_the_seed() {
         for _ in 0..30 {
             outcomes.push(h.get_auth("/v1.0/me", &[]).await.status);
         }
-        h.http.delete(h.url("/_emulator/faults")).send().await.unwrap();
+        h.http
+            .delete(h.url("/_emulator/faults"))
+            .send()
+            .await
+            .unwrap();
         outcomes
     };
     let first = run().await;
@@ -180,9 +214,13 @@ async fn fault_rates_are_reproducible_from_the_seed() {
 #[tokio::test]
 async fn token_endpoint_faults_use_the_exchange_error_shape() {
     let h = Harness::new().await;
-    h.emu.inject(FaultPlan::once(Endpoint::Token, Fault::Transient));
+    h.emu
+        .inject(FaultPlan::once(Endpoint::Token, Fault::Transient));
     let a = h
-        .post_form("/oauth/access_token", &[("grant_type", "authorization_code")])
+        .post_form(
+            "/oauth/access_token",
+            &[("grant_type", "authorization_code")],
+        )
         .await;
     assert_eq!(a.status, 503);
     assert_eq!(a.json()["error_type"], "OAuthException");

@@ -44,7 +44,10 @@ async fn a_container_goes_in_progress_finished_published_on_the_clock() {
     let container = h.create_text("hello").await.id();
     assert_eq!(container.len(), 17);
     let status = h.status(&container).await;
-    assert_eq!(status.body, format!(r#"{{"id":"{container}","status":"IN_PROGRESS"}}"#));
+    assert_eq!(
+        status.body,
+        format!(r#"{{"id":"{container}","status":"IN_PROGRESS"}}"#)
+    );
 
     let early = h.publish(&container).await;
     assert_eq!(early.status, 400);
@@ -58,7 +61,10 @@ async fn a_container_goes_in_progress_finished_published_on_the_clock() {
     assert_ne!(media, container);
     assert!(media.starts_with("1792") && media.len() == 17);
     assert_eq!(h.status(&container).await.json()["status"], "PUBLISHED");
-    assert_eq!(h.emu.container_status(&container), Some(ContainerStatus::Published));
+    assert_eq!(
+        h.emu.container_status(&container),
+        Some(ContainerStatus::Published)
+    );
     let record = h.emu.published();
     assert_eq!(record.len(), 1);
     assert_eq!(record[0].media_id, media);
@@ -90,8 +96,16 @@ async fn a_container_publishes_once_and_a_second_publish_is_refused() {
     let again = h.publish(&container).await;
     assert_eq!(again.status, 400);
     assert_eq!(again.code(), Some(100));
-    assert_eq!(again.json()["error"]["error_user_title"], "Media Already Published");
-    assert!(again.json()["error"]["error_user_msg"].as_str().unwrap().contains(&media));
+    assert_eq!(
+        again.json()["error"]["error_user_title"],
+        "Media Already Published"
+    );
+    assert!(
+        again.json()["error"]["error_user_msg"]
+            .as_str()
+            .unwrap()
+            .contains(&media)
+    );
     assert_eq!(h.emu.published().len(), 1);
     assert_eq!(h.emu.calls().publish, 2);
 }
@@ -123,11 +137,16 @@ async fn a_storm_is_a_reply_chain_in_the_record_in_order() {
         [1, 2, 3]
     );
     let read = h
-        .get_auth(&format!("/v1.0/{third}"), &[("fields", "id,is_reply,replied_to,root_post")])
+        .get_auth(
+            &format!("/v1.0/{third}"),
+            &[("fields", "id,is_reply,replied_to,root_post")],
+        )
         .await;
     assert_eq!(
         read.body,
-        format!(r#"{{"id":"{third}","is_reply":true,"replied_to":{{"id":"{second}"}},"root_post":{{"id":"{root}"}}}}"#)
+        format!(
+            r#"{{"id":"{third}","is_reply":true,"replied_to":{{"id":"{second}"}},"root_post":{{"id":"{root}"}}}}"#
+        )
     );
 }
 
@@ -137,7 +156,11 @@ async fn reply_to_a_container_id_or_an_unknown_id_is_code_100() {
     let (container, _) = h.post_text("parent").await;
     for parent in [container.as_str(), "17920000000099999"] {
         let a = h
-            .create(&[("media_type", "TEXT"), ("text", "reply"), ("reply_to_id", parent)])
+            .create(&[
+                ("media_type", "TEXT"),
+                ("text", "reply"),
+                ("reply_to_id", parent),
+            ])
             .await;
         assert_eq!(a.status, 400);
         assert_eq!(a.code(), Some(100), "{}", a.body);
@@ -148,7 +171,9 @@ async fn reply_to_a_container_id_or_an_unknown_id_is_code_100() {
 async fn missing_scopes_are_code_10() {
     let h = Harness::new().await;
     let basic = h.emu.issue_token_with_scopes(USER, &["threads_basic"]);
-    let a = h.create_with(&basic, &[("media_type", "TEXT"), ("text", "hi")]).await;
+    let a = h
+        .create_with(&basic, &[("media_type", "TEXT"), ("text", "hi")])
+        .await;
     assert_eq!(a.status, 500);
     assert_eq!(a.code(), Some(10));
     assert_eq!(
@@ -160,7 +185,14 @@ async fn missing_scopes_are_code_10() {
         .emu
         .issue_token_with_scopes(USER, &["threads_basic", "threads_content_publish"]);
     let reply = h
-        .create_with(&publisher, &[("media_type", "TEXT"), ("text", "r"), ("reply_to_id", &root)])
+        .create_with(
+            &publisher,
+            &[
+                ("media_type", "TEXT"),
+                ("text", "r"),
+                ("reply_to_id", &root),
+            ],
+        )
         .await;
     assert_eq!(reply.code(), Some(10));
 }
@@ -168,21 +200,35 @@ async fn missing_scopes_are_code_10() {
 #[tokio::test]
 async fn more_than_five_unique_links_fail_at_creation() {
     let h = Harness::new().await;
-    let five = "https://a.example https://b.example/x https://c.example www.d.example https://e.example";
+    let five =
+        "https://a.example https://b.example/x https://c.example www.d.example https://e.example";
     assert_eq!(h.create_text(five).await.status, 200);
     let repeated = format!("{five} https://a.example/ (https://b.example/x)");
     assert_eq!(h.create_text(&repeated).await.status, 200);
     let six = format!("{five} https://f.example");
     let a = h.create_text(&six).await;
     assert_eq!(a.status, 400);
-    assert!(a.json()["error"]["message"].as_str().unwrap().contains("THREADS_API__LINK_LIMIT_EXCEEDED"));
+    assert!(
+        a.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("THREADS_API__LINK_LIMIT_EXCEEDED")
+    );
     // A link attachment that differs from the text's links is one more.
     let a = h
-        .create(&[("media_type", "TEXT"), ("text", five), ("link_attachment", "https://f.example")])
+        .create(&[
+            ("media_type", "TEXT"),
+            ("text", five),
+            ("link_attachment", "https://f.example"),
+        ])
         .await;
     assert!(a.body.contains("THREADS_API__LINK_LIMIT_EXCEEDED"));
     let a = h
-        .create(&[("media_type", "TEXT"), ("text", five), ("link_attachment", "https://a.example")])
+        .create(&[
+            ("media_type", "TEXT"),
+            ("text", five),
+            ("link_attachment", "https://a.example"),
+        ])
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
 }
@@ -230,10 +276,21 @@ async fn topic_tag_link_attachment_and_alt_text_rules() {
         ("alt_text", alt.as_str()),
     ];
     assert_eq!(h.create(&image).await.status, 200);
-    assert_eq!(h.create(&[("media_type", "POLL"), ("text", "x")]).await.code(), Some(100));
+    assert_eq!(
+        h.create(&[("media_type", "POLL"), ("text", "x")])
+            .await
+            .code(),
+        Some(100)
+    );
     assert_eq!(h.create(&[("text", "x")]).await.code(), Some(100));
     assert_eq!(
-        h.create(&[("media_type", "TEXT"), ("text", "x"), ("reply_control", "nobody")]).await.code(),
+        h.create(&[
+            ("media_type", "TEXT"),
+            ("text", "x"),
+            ("reply_control", "nobody")
+        ])
+        .await
+        .code(),
         Some(100)
     );
 }
@@ -245,21 +302,42 @@ async fn a_carousel_takes_two_to_twenty_items_and_counts_as_one_post() {
     for i in 0..3 {
         let url = format!("https://cdn.example/{i}.jpg");
         let a = h
-            .create(&[("media_type", "IMAGE"), ("image_url", &url), ("is_carousel_item", "true")])
+            .create(&[
+                ("media_type", "IMAGE"),
+                ("image_url", &url),
+                ("is_carousel_item", "true"),
+            ])
             .await;
         items.push(a.id());
     }
-    let one = h.create(&[("media_type", "CAROUSEL"), ("children", &items[0])]).await;
+    let one = h
+        .create(&[("media_type", "CAROUSEL"), ("children", &items[0])])
+        .await;
     assert_eq!(one.code(), Some(100));
-    let plain = h.create(&[("media_type", "IMAGE"), ("image_url", "https://cdn.example/p.jpg")]).await.id();
+    let plain = h
+        .create(&[
+            ("media_type", "IMAGE"),
+            ("image_url", "https://cdn.example/p.jpg"),
+        ])
+        .await
+        .id();
     let with_plain = format!("{},{plain}", items[0]);
-    assert_eq!(h.create(&[("media_type", "CAROUSEL"), ("children", &with_plain)]).await.code(), Some(100));
+    assert_eq!(
+        h.create(&[("media_type", "CAROUSEL"), ("children", &with_plain)])
+            .await
+            .code(),
+        Some(100)
+    );
     // An item cannot be published on its own.
     assert_eq!(h.publish(&items[0]).await.code(), Some(100));
 
     let children = items.join(",");
     let carousel = h
-        .create(&[("media_type", "CAROUSEL"), ("children", &children), ("text", "album")])
+        .create(&[
+            ("media_type", "CAROUSEL"),
+            ("children", &children),
+            ("text", "album"),
+        ])
         .await
         .id();
     let media = h.publish(&carousel).await.id();
@@ -267,7 +345,10 @@ async fn a_carousel_takes_two_to_twenty_items_and_counts_as_one_post() {
     assert_eq!(record.len(), 1);
     assert_eq!(record[0].media_type, "CAROUSEL");
     let read = h
-        .get_auth(&format!("/v1.0/{media}"), &[("fields", "media_type,children")])
+        .get_auth(
+            &format!("/v1.0/{media}"),
+            &[("fields", "media_type,children")],
+        )
         .await;
     assert_eq!(read.json()["media_type"], "CAROUSEL_ALBUM");
     assert_eq!(read.json()["children"]["data"].as_array().unwrap().len(), 3);
@@ -281,7 +362,11 @@ async fn a_carousel_takes_two_to_twenty_items_and_counts_as_one_post() {
 async fn auto_publish_text_answers_with_the_media_id() {
     let h = Harness::new().await;
     let a = h
-        .create(&[("media_type", "TEXT"), ("text", "now"), ("auto_publish_text", "true")])
+        .create(&[
+            ("media_type", "TEXT"),
+            ("text", "now"),
+            ("auto_publish_text", "true"),
+        ])
         .await;
     let media = a.id();
     let record = h.emu.published();
@@ -296,7 +381,11 @@ async fn parameters_may_come_in_the_query_string() {
     let response = h
         .http
         .post(h.url("/v1.0/me/threads"))
-        .query(&[("media_type", "TEXT"), ("text", "from query"), ("access_token", &h.token)])
+        .query(&[
+            ("media_type", "TEXT"),
+            ("text", "from query"),
+            ("access_token", &h.token),
+        ])
         .send()
         .await
         .unwrap();
@@ -305,7 +394,9 @@ async fn parameters_may_come_in_the_query_string() {
     let container = container["id"].as_str().unwrap().to_string();
     let response = h
         .http
-        .post(h.url(&format!("/v1.0/{USER}/threads_publish?creation_id={container}")))
+        .post(h.url(&format!(
+            "/v1.0/{USER}/threads_publish?creation_id={container}"
+        )))
         .bearer_auth(&h.token)
         .send()
         .await
@@ -319,26 +410,110 @@ async fn malformed_requests_get_graph_errors_never_a_panic() {
     let h = Harness::new().await;
     let token = h.token.clone();
     let cases: Vec<(reqwest::RequestBuilder, &str)> = vec![
-        (h.http.post(h.url("/v1.0/me/threads")).bearer_auth(&token).header("content-type", "application/json").body("{not json"), "bad json"),
-        (h.http.post(h.url("/v1.0/me/threads")).bearer_auth(&token).header("content-type", "application/json").body("[1,2]"), "json array"),
-        (h.http.post(h.url("/v1.0/me/threads")).bearer_auth(&token).body(vec![0xff, 0xfe, b'=', 0x80]), "binary form"),
-        (h.http.post(h.url("/v1.0/me/threads?media_type=TEXT%FF&text=%FF%FE")).bearer_auth(&token), "bad utf8"),
-        (h.http.get(h.url("/v1.0/me/threads?limit=-1")).bearer_auth(&token), "negative limit"),
-        (h.http.get(h.url("/v1.0/me/threads?after=!!!")).bearer_auth(&token), "bad cursor"),
-        (h.http.get(h.url("/v1.0/me?fields=password")).bearer_auth(&token), "unknown field"),
-        (h.http.get(h.url("/v1.0/nothing/here/at/all")).bearer_auth(&token), "unknown path"),
-        (h.http.put(h.url("/v1.0/me/threads")).bearer_auth(&token), "wrong method"),
-        (h.http.post(h.url("/v1.0/me/threads_publish")).bearer_auth(&token), "no creation_id"),
-        (h.http.post(h.url("/v1.0/me/threads_publish?creation_id=abc")).bearer_auth(&token), "bad creation_id"),
-        (h.http.get(h.url("/v1.0/someone_else/threads")).bearer_auth(&token), "other user"),
-        (h.http.get(h.url("/v1.0/me/threads_publishing_limit?fields=nope")).bearer_auth(&token), "bad limit field"),
-        (h.http.get(h.url("/v1.0/me/insights")).bearer_auth(&token), "insights of a user"),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body("{not json"),
+            "bad json",
+        ),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads"))
+                .bearer_auth(&token)
+                .header("content-type", "application/json")
+                .body("[1,2]"),
+            "json array",
+        ),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads"))
+                .bearer_auth(&token)
+                .body(vec![0xff, 0xfe, b'=', 0x80]),
+            "binary form",
+        ),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads?media_type=TEXT%FF&text=%FF%FE"))
+                .bearer_auth(&token),
+            "bad utf8",
+        ),
+        (
+            h.http
+                .get(h.url("/v1.0/me/threads?limit=-1"))
+                .bearer_auth(&token),
+            "negative limit",
+        ),
+        (
+            h.http
+                .get(h.url("/v1.0/me/threads?after=!!!"))
+                .bearer_auth(&token),
+            "bad cursor",
+        ),
+        (
+            h.http
+                .get(h.url("/v1.0/me?fields=password"))
+                .bearer_auth(&token),
+            "unknown field",
+        ),
+        (
+            h.http
+                .get(h.url("/v1.0/nothing/here/at/all"))
+                .bearer_auth(&token),
+            "unknown path",
+        ),
+        (
+            h.http.put(h.url("/v1.0/me/threads")).bearer_auth(&token),
+            "wrong method",
+        ),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads_publish"))
+                .bearer_auth(&token),
+            "no creation_id",
+        ),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads_publish?creation_id=abc"))
+                .bearer_auth(&token),
+            "bad creation_id",
+        ),
+        (
+            h.http
+                .get(h.url("/v1.0/someone_else/threads"))
+                .bearer_auth(&token),
+            "other user",
+        ),
+        (
+            h.http
+                .get(h.url("/v1.0/me/threads_publishing_limit?fields=nope"))
+                .bearer_auth(&token),
+            "bad limit field",
+        ),
+        (
+            h.http.get(h.url("/v1.0/me/insights")).bearer_auth(&token),
+            "insights of a user",
+        ),
         (h.http.get(h.url("/oauth/authorize")), "empty window"),
         (h.http.post(h.url("/oauth/access_token")), "empty exchange"),
         (h.http.get(h.url("/refresh_access_token")), "empty refresh"),
-        (h.http.get(h.url("/access_token?grant_type=th_exchange_token")), "empty exchange"),
-        (h.http.get(h.url("/debug_token")).bearer_auth(&token), "no input token"),
-        (h.http.post(h.url("/v1.0/me/threads")).bearer_auth(&token).body("x".repeat(2 << 20)), "huge body"),
+        (
+            h.http
+                .get(h.url("/access_token?grant_type=th_exchange_token")),
+            "empty exchange",
+        ),
+        (
+            h.http.get(h.url("/debug_token")).bearer_auth(&token),
+            "no input token",
+        ),
+        (
+            h.http
+                .post(h.url("/v1.0/me/threads"))
+                .bearer_auth(&token)
+                .body("x".repeat(2 << 20)),
+            "huge body",
+        ),
     ];
     for (request, what) in cases {
         let response = request.send().await.unwrap();

@@ -26,7 +26,10 @@ fn small_quotas() -> EmulatorConfig {
 async fn publishing_limit_has_the_reference_shape() {
     let h = Harness::new().await;
     let path = format!("/v1.0/{USER}/threads_publishing_limit");
-    assert_eq!(h.get_auth(&path, &[]).await.body, r#"{"data":[{"quota_usage":0}]}"#);
+    assert_eq!(
+        h.get_auth(&path, &[]).await.body,
+        r#"{"data":[{"quota_usage":0}]}"#
+    );
     let full = h.get_auth(&path, &[("fields", ALL_FIELDS)]).await;
     assert_eq!(
         full.body,
@@ -56,12 +59,19 @@ async fn posts_replies_and_deletes_have_separate_rolling_quotas() {
     h.reply(&first, "r1").await;
     h.reply(&second, "r2").await;
     let r3 = h
-        .create(&[("media_type", "TEXT"), ("text", "r3"), ("reply_to_id", &first)])
+        .create(&[
+            ("media_type", "TEXT"),
+            ("text", "r3"),
+            ("reply_to_id", &first),
+        ])
         .await
         .id();
     assert_eq!(h.publish(&r3).await.code(), Some(4));
     let usage = h
-        .get_auth(&format!("/v1.0/{USER}/threads_publishing_limit"), &[("fields", ALL_FIELDS)])
+        .get_auth(
+            &format!("/v1.0/{USER}/threads_publishing_limit"),
+            &[("fields", ALL_FIELDS)],
+        )
         .await
         .json();
     assert_eq!(usage["data"][0]["quota_usage"], 2);
@@ -74,7 +84,10 @@ async fn posts_replies_and_deletes_have_separate_rolling_quotas() {
     assert_eq!(h.emu.published().len(), 5);
 
     let deleted = h.delete(&format!("/v1.0/{first}")).await;
-    assert_eq!(deleted.body, format!(r#"{{"success":true,"deleted_id":"{first}"}}"#));
+    assert_eq!(
+        deleted.body,
+        format!(r#"{{"success":true,"deleted_id":"{first}"}}"#)
+    );
     assert_eq!(h.delete(&format!("/v1.0/{second}")).await.code(), Some(4));
     assert_eq!(h.emu.calls().delete, 2);
 }
@@ -123,7 +136,10 @@ async fn the_threads_list_pages_newest_first_with_graph_fields() {
     assert_eq!(data[0]["is_reply"], false);
     assert_eq!(data[0]["text"], "post 4");
     let timestamp = data[0]["timestamp"].as_str().unwrap();
-    assert!(timestamp.starts_with("2024-09-12T23:2") && timestamp.ends_with("+0000"), "{timestamp}");
+    assert!(
+        timestamp.starts_with("2024-09-12T23:2") && timestamp.ends_with("+0000"),
+        "{timestamp}"
+    );
     assert_eq!(timestamp.len(), "2024-09-12T23:17:39+0000".len());
     let shortcode = data[0]["shortcode"].as_str().unwrap();
     assert_eq!(
@@ -134,16 +150,40 @@ async fn the_threads_list_pages_newest_first_with_graph_fields() {
     // Follow `next` as a client would.
     let next = page["paging"]["next"].as_str().unwrap().to_string();
     assert!(next.starts_with(&h.emu.base_url()));
-    let page2: serde_json::Value = h.http.get(&next).send().await.unwrap().json().await.unwrap();
-    let ids2: Vec<_> = page2["data"].as_array().unwrap().iter().map(|m| m["id"].clone()).collect();
+    let page2: serde_json::Value = h
+        .http
+        .get(&next)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids2: Vec<_> = page2["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].clone())
+        .collect();
     assert_eq!(ids2, [ids[2].as_str(), ids[1].as_str()]);
     let next = page2["paging"]["next"].as_str().unwrap().to_string();
-    let page3: serde_json::Value = h.http.get(&next).send().await.unwrap().json().await.unwrap();
+    let page3: serde_json::Value = h
+        .http
+        .get(&next)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(page3["data"].as_array().unwrap().len(), 1);
     assert!(page3["paging"].get("next").is_none());
     // since/until bound the list by publish time.
     let since = (1_726_183_059 + 150).to_string();
-    let recent = h.get_auth("/v1.0/me/threads", &[("since", &since)]).await.json();
+    let recent = h
+        .get_auth("/v1.0/me/threads", &[("since", &since)])
+        .await
+        .json();
     assert_eq!(recent["data"].as_array().unwrap().len(), 2);
 }
 
@@ -151,27 +191,45 @@ async fn the_threads_list_pages_newest_first_with_graph_fields() {
 async fn media_and_profile_fields_and_status_only_on_containers() {
     let h = Harness::new().await;
     let (container, media) = h.post_text("hello https://x.example").await;
-    let a = h.get_auth(&format!("/v1.0/{media}"), &[("fields", "status")]).await;
-    assert_eq!(a.json()["error"]["message"], "Tried accessing nonexisting field (status)");
+    let a = h
+        .get_auth(&format!("/v1.0/{media}"), &[("fields", "status")])
+        .await;
+    assert_eq!(
+        a.json()["error"]["message"],
+        "Tried accessing nonexisting field (status)"
+    );
     assert_eq!(h.status(&container).await.json()["status"], "PUBLISHED");
     let me = h
         .get_auth(
             "/v1.0/me",
-            &[("fields", "id,username,name,threads_profile_picture_url,threads_biography,is_verified")],
+            &[(
+                "fields",
+                "id,username,name,threads_profile_picture_url,threads_biography,is_verified",
+            )],
         )
         .await
         .json();
     assert_eq!(me["id"], USER);
     assert_eq!(me["username"], "storm_tester");
     assert_eq!(me["is_verified"], false);
-    assert_eq!(h.get_auth("/v1.0/me", &[]).await.body, format!(r#"{{"id":"{USER}"}}"#));
-    let replies = h.get_auth(&format!("/v1.0/{media}/replies"), &[("fields", "id,text")]).await;
+    assert_eq!(
+        h.get_auth("/v1.0/me", &[]).await.body,
+        format!(r#"{{"id":"{USER}"}}"#)
+    );
+    let replies = h
+        .get_auth(&format!("/v1.0/{media}/replies"), &[("fields", "id,text")])
+        .await;
     assert_eq!(replies.body, r#"{"data":[]}"#);
     let (_, reply) = h.reply(&media, "first!").await;
-    let replies = h.get_auth(&format!("/v1.0/{media}/replies"), &[("fields", "id,text")]).await;
+    let replies = h
+        .get_auth(&format!("/v1.0/{media}/replies"), &[("fields", "id,text")])
+        .await;
     assert_eq!(replies.json()["data"][0]["id"], reply.as_str());
     let (_, deeper) = h.reply(&reply, "deeper").await;
-    let conversation = h.get_auth(&format!("/v1.0/{media}/conversation"), &[]).await.json();
+    let conversation = h
+        .get_auth(&format!("/v1.0/{media}/conversation"), &[])
+        .await
+        .json();
     assert_eq!(conversation["data"].as_array().unwrap().len(), 2);
     assert_eq!(conversation["data"][0]["id"], deeper.as_str());
 }
@@ -189,7 +247,10 @@ async fn insights_come_from_settable_counters_in_the_reference_item_shape() {
         }
     ));
     let a = h
-        .get_auth(&format!("/v1.0/{media}/insights"), &[("metric", "views,likes")])
+        .get_auth(
+            &format!("/v1.0/{media}/insights"),
+            &[("metric", "views,likes")],
+        )
         .await;
     let item = &a.json()["data"][0];
     assert_eq!(item["name"], "views");
@@ -199,13 +260,23 @@ async fn insights_come_from_settable_counters_in_the_reference_item_shape() {
     assert_eq!(item["id"], format!("{media}/insights/views/lifetime"));
     assert!(a.body.contains(r#""name":"views","period":"lifetime","values":[{"value":1234}],"title":"Views","description":"#));
     assert_eq!(a.json()["data"][1]["values"][0]["value"], 5);
-    let bad = h.get_auth(&format!("/v1.0/{media}/insights"), &[("metric", "followers")]).await;
+    let bad = h
+        .get_auth(
+            &format!("/v1.0/{media}/insights"),
+            &[("metric", "followers")],
+        )
+        .await;
     assert_eq!(bad.code(), Some(100));
     // Counters can also be set over HTTP.
     let set = h
-        .post_json("/_emulator/insights", &serde_json::json!({"media_id": media, "views": 7}))
+        .post_json(
+            "/_emulator/insights",
+            &serde_json::json!({"media_id": media, "views": 7}),
+        )
         .await;
     assert_eq!(set.status, 200);
-    let a = h.get_auth(&format!("/v1.0/{media}/insights"), &[("metric", "views")]).await;
+    let a = h
+        .get_auth(&format!("/v1.0/{media}/insights"), &[("metric", "views")])
+        .await;
     assert_eq!(a.json()["data"][0]["values"][0]["value"], 7);
 }

@@ -44,7 +44,10 @@ async fn a_short_lived_token_becomes_a_sixty_day_token() {
     assert_eq!(json["token_type"], "bearer");
     assert_eq!(json["expires_in"], 5_184_000);
     assert!(a.body.starts_with(r#"{"access_token":"TH"#));
-    assert!(a.body.ends_with(r#","token_type":"bearer","expires_in":5184000}"#));
+    assert!(
+        a.body
+            .ends_with(r#","token_type":"bearer","expires_in":5184000}"#)
+    );
     // The wrong secret and a long-lived input are refused.
     let a = h
         .get(
@@ -56,7 +59,10 @@ async fn a_short_lived_token_becomes_a_sixty_day_token() {
             ],
         )
         .await;
-    assert_eq!(a.json()["error"]["message"], "Error validating client secret.");
+    assert_eq!(
+        a.json()["error"]["message"],
+        "Error validating client secret."
+    );
     assert_eq!(exchange(&h, &h.token).await.code(), Some(100));
     assert_eq!(h.emu.calls().token_exchange, 3);
 }
@@ -127,7 +133,10 @@ async fn a_revoked_or_unknown_token_gets_190() {
     // Revocation over HTTP too.
     let other = h.emu.issue_long_lived_token(USER);
     let r = h
-        .post_json("/_emulator/tokens/revoke", &serde_json::json!({"access_token": other}))
+        .post_json(
+            "/_emulator/tokens/revoke",
+            &serde_json::json!({"access_token": other}),
+        )
         .await;
     assert_eq!(r.json()["revoked"], true);
     assert_eq!(me(&h, &other).await.code(), Some(190));
@@ -159,7 +168,10 @@ async fn debug_token_reports_validity_scopes_and_times() {
     let a = h
         .get(
             "/debug_token",
-            &[("input_token", &token), ("access_token", "1234567890|test_app_secret")],
+            &[
+                ("input_token", &token),
+                ("access_token", "1234567890|test_app_secret"),
+            ],
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.body);
@@ -173,7 +185,10 @@ async fn debug_token_reports_validity_scopes_and_times() {
     assert_eq!(data["expires_at"].as_i64().unwrap() - issued, 5_184_000);
     h.emu.revoke_token(&token);
     let a = h
-        .get("/debug_token", &[("input_token", &token), ("access_token", &h.token)])
+        .get(
+            "/debug_token",
+            &[("input_token", &token), ("access_token", &h.token)],
+        )
         .await;
     assert_eq!(a.json()["data"]["is_valid"], false);
     assert_eq!(a.json()["data"]["error"]["subcode"], 460);

@@ -167,7 +167,11 @@ impl Harness {
 
     pub async fn reply(&self, parent: &str, text: &str) -> (String, String) {
         let container = self
-            .create(&[("media_type", "TEXT"), ("text", text), ("reply_to_id", parent)])
+            .create(&[
+                ("media_type", "TEXT"),
+                ("text", text),
+                ("reply_to_id", parent),
+            ])
             .await
             .id();
         let media = self.publish(&container).await.id();
