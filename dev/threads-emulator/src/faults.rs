@@ -218,6 +218,13 @@ impl FaultPlan {
     }
 }
 
+/// A fault drawn for one call, and the sequence it came from (none for a rate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Drawn {
+    pub fault: Fault,
+    pub from_sequence: Option<Endpoint>,
+}
+
 /// The faults waiting to happen.
 #[derive(Debug)]
 pub(crate) struct FaultBook {
@@ -258,22 +265,37 @@ impl FaultBook {
 
     /// The fault for one call of kind `endpoint`: a sequence for exactly this kind first,
     /// then one for any kind, then the rates.
-    pub fn draw(&mut self, endpoint: Endpoint) -> Option<Fault> {
+    pub fn draw(&mut self, endpoint: Endpoint) -> Option<Drawn> {
         for wanted in [endpoint, Endpoint::Any] {
             if let Some(i) = self.sequences.iter().position(|(e, _)| *e == wanted) {
                 let step = self.sequences[i].1.pop_front().flatten();
                 if self.sequences[i].1.is_empty() {
                     self.sequences.remove(i);
                 }
-                return step;
+                return step.map(|fault| Drawn {
+                    fault,
+                    from_sequence: Some(wanted),
+                });
             }
         }
         for (e, fault, probability) in &self.rates {
             if (*e == endpoint || *e == Endpoint::Any) && self.rng.random::<f64>() < *probability {
-                return Some(fault.clone());
+                return Some(Drawn {
+                    fault: fault.clone(),
+                    from_sequence: None,
+                });
             }
         }
         None
+    }
+
+    /// Puts a sequence step back in front, for a fault that could not apply to this call
+    /// (a false failure needs a call that succeeds).
+    pub fn give_back(&mut self, drawn: Drawn) {
+        if let Some(endpoint) = drawn.from_sequence {
+            self.sequences
+                .insert(0, (endpoint, VecDeque::from([Some(drawn.fault)])));
+        }
     }
 
     /// The plans still pending, for `GET /_emulator/faults`.
@@ -294,6 +316,10 @@ impl FaultBook {
 mod tests {
     use super::*;
 
+    fn draw(book: &mut FaultBook, endpoint: Endpoint) -> Option<Fault> {
+        book.draw(endpoint).map(|d| d.fault)
+    }
+
     #[test]
     fn a_sequence_is_consumed_step_by_step_then_gone() {
         let mut book = FaultBook::new(1);
@@ -301,11 +327,14 @@ mod tests {
             Endpoint::Publish,
             vec![Some(Fault::NotReady), None, Some(Fault::FalseFailure)],
         ));
-        assert_eq!(book.draw(Endpoint::Create), None);
-        assert_eq!(book.draw(Endpoint::Publish), Some(Fault::NotReady));
-        assert_eq!(book.draw(Endpoint::Publish), None);
-        assert_eq!(book.draw(Endpoint::Publish), Some(Fault::FalseFailure));
-        assert_eq!(book.draw(Endpoint::Publish), None);
+        assert_eq!(draw(&mut book, Endpoint::Create), None);
+        assert_eq!(draw(&mut book, Endpoint::Publish), Some(Fault::NotReady));
+        assert_eq!(draw(&mut book, Endpoint::Publish), None);
+        assert_eq!(
+            draw(&mut book, Endpoint::Publish),
+            Some(Fault::FalseFailure)
+        );
+        assert_eq!(draw(&mut book, Endpoint::Publish), None);
         assert!(book.pending().is_empty());
     }
 
@@ -315,7 +344,7 @@ mod tests {
             let mut book = FaultBook::new(seed);
             book.add(FaultPlan::rate(Endpoint::Any, Fault::Transient, 0.3));
             (0..200)
-                .map(|_| book.draw(Endpoint::Publish).is_some())
+                .map(|_| draw(&mut book, Endpoint::Publish).is_some())
                 .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));

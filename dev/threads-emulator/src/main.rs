@@ -65,6 +65,8 @@ async fn main() -> std::process::ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     let (config, plans) = match config(&args) {
@@ -84,7 +86,9 @@ async fn main() -> std::process::ExitCode {
     for plan in plans {
         emulator.inject(plan);
     }
+    // The base URL alone on stdout, so a script can read it; logs go to stderr.
     println!("{}", emulator.base_url());
+    let _ = std::io::Write::flush(&mut std::io::stdout());
     emulator.run_until_ctrl_c().await;
     std::process::ExitCode::SUCCESS
 }

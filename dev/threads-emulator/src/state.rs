@@ -343,11 +343,12 @@ impl App {
     where
         E: IntoResponse + From<GraphError>,
     {
-        let fault = {
+        let drawn = {
             let mut inner = self.lock();
             inner.calls.record(call);
             call.endpoint().and_then(|e| inner.faults.draw(e))
         };
+        let fault = drawn.as_ref().map(|d| d.fault.clone());
         if let Some(delay) = fault.as_ref().and_then(Fault::delay_before) {
             self.sleep(delay).await;
         }
@@ -362,7 +363,14 @@ impl App {
                 base_url: &self.0.base_url,
                 fault: fault.as_ref(),
             };
-            op(&mut inner, &ctx)
+            let outcome = op(&mut inner, &ctx);
+            if let (Some(drawn), Err(_)) = (drawn, &outcome)
+                && drawn.fault == Fault::FalseFailure
+            {
+                // The false failure waits for a call that goes through.
+                inner.faults.give_back(drawn);
+            }
+            outcome
         };
         match (fault, outcome) {
             (Some(Fault::FalseFailure), Ok(_)) => {

@@ -58,6 +58,23 @@ async fn code_10_on_a_publish_that_did_publish() {
 }
 
 #[tokio::test]
+async fn the_false_failure_waits_for_the_publish_that_goes_through() {
+    let h = Harness::with(EmulatorConfig {
+        readiness_delay: Duration::from_secs(10),
+        ..EmulatorConfig::default()
+    })
+    .await;
+    h.emu
+        .inject(FaultPlan::once(Endpoint::Publish, Fault::FalseFailure));
+    let container = h.create_text("not ready yet").await.id();
+    assert_eq!(h.publish(&container).await.subcode(), Some(4279009));
+    h.emu.clock().advance(Duration::from_secs(10));
+    let a = h.publish(&container).await;
+    assert_eq!((a.status, a.code()), (500, Some(10)));
+    assert_eq!(h.emu.published().len(), 1);
+}
+
+#[tokio::test]
 async fn transient_throttle_and_token_faults_change_nothing() {
     let h = Harness::new().await;
     let container = h.create_text("x").await.id();
