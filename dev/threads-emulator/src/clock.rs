@@ -5,6 +5,9 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// The latest instant the clock reads (about the year 30000).
+const LATEST_MILLIS: i64 = 900_000_000_000_000;
+
 /// A controllable clock. It keeps ticking with real time (so a readiness delay of two seconds
 /// passes on its own in a local stack) and can be advanced or set at any moment.
 #[derive(Debug, Default)]
@@ -23,15 +26,18 @@ impl Clock {
         self.now_millis().div_euclid(1000)
     }
 
-    /// Now, in unix milliseconds.
+    /// Now, in unix milliseconds, kept between 1970 and about the year 30000 so that adding
+    /// any configured lifetime to it cannot overflow.
     pub fn now_millis(&self) -> i64 {
-        real_millis() + self.offset_ms.load(Ordering::SeqCst)
+        real_millis()
+            .saturating_add(self.offset_ms.load(Ordering::SeqCst))
+            .clamp(0, LATEST_MILLIS)
     }
 
     /// Moves the clock forward by `by`.
     pub fn advance(&self, by: Duration) {
-        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX / 4);
-        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+        let ms = i64::try_from(by.as_millis()).unwrap_or(LATEST_MILLIS);
+        self.set_millis(self.now_millis().saturating_add(ms));
     }
 
     /// Sets the clock to `unix_seconds`; it keeps ticking from there.
@@ -41,8 +47,9 @@ impl Clock {
 
     /// Sets the clock to `unix_millis`; it keeps ticking from there.
     pub fn set_millis(&self, unix_millis: i64) {
+        let target = unix_millis.clamp(0, LATEST_MILLIS);
         self.offset_ms
-            .store(unix_millis - real_millis(), Ordering::SeqCst);
+            .store(target - real_millis(), Ordering::SeqCst);
     }
 
     /// Back to real time.

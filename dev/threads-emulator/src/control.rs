@@ -96,8 +96,10 @@ struct Advance {
 
 async fn clock_advance(State(app): State<App>, bytes: Bytes) -> Answer {
     let a = body::<Advance>(&bytes)?;
-    app.clock()
-        .advance(Duration::from_secs(a.seconds) + Duration::from_millis(a.ms));
+    let by = Duration::from_secs(a.seconds)
+        .checked_add(Duration::from_millis(a.ms))
+        .ok_or_else(|| Refusal::bad("that is further than the clock goes"))?;
+    app.clock().advance(by);
     ok(&clock_view(&app))
 }
 

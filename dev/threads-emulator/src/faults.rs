@@ -104,13 +104,13 @@ impl Fault {
     }
 
     /// The error answered instead of doing the call, for faults that stop it.
-    pub(crate) fn refusal(&self) -> Option<GraphError> {
+    pub(crate) fn refusal(&self, now_s: i64) -> Option<GraphError> {
         Some(match self {
             Fault::NotReady => GraphError::media_not_found(),
             Fault::Transient => GraphError::transient_failure(),
             Fault::Throttle => GraphError::app_throttled(),
             Fault::UserThrottle => GraphError::user_throttled(),
-            Fault::TokenExpired => GraphError::token_expired(0),
+            Fault::TokenExpired => GraphError::token_expired(now_s),
             Fault::TokenInvalidated => GraphError::token_invalidated(),
             Fault::MediaFetchFailed => GraphError::media_fetch_failed("the requested media URL"),
             Fault::FalseFailure | Fault::Slow(_) | Fault::Timeout | Fault::ContainerError(_) => {

@@ -352,7 +352,8 @@ impl App {
         if let Some(delay) = fault.as_ref().and_then(Fault::delay_before) {
             self.sleep(delay).await;
         }
-        if let Some(error) = fault.as_ref().and_then(Fault::refusal) {
+        let now_s = self.0.clock.now();
+        if let Some(error) = fault.as_ref().and_then(|f| f.refusal(now_s)) {
             return E::from(error).into_response();
         }
         let outcome = {

@@ -185,6 +185,9 @@ pub fn envelope(
     )
 }
 
+/// Meta gives up after 36 hours; the emulator after this many attempts per delivery.
+pub const MAX_ATTEMPTS: u32 = 100;
+
 /// One webhook delivery, as Meta would make it.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -261,10 +264,10 @@ pub async fn deliver(delivery: &Delivery) -> DeliveryReport {
     let rounds = if delivery.duplicate { 2 } else { 1 };
     for _ in 0..rounds {
         let mut pause = Duration::ZERO;
-        for attempt in 0..delivery.max_attempts.max(1) {
+        for attempt in 0..delivery.max_attempts.clamp(1, MAX_ATTEMPTS) {
             if attempt > 1 {
                 tokio::time::sleep(pause).await;
-                pause *= 2;
+                pause = pause.saturating_mul(2);
             } else if attempt == 1 {
                 pause = delivery.retry_delay;
             }

@@ -247,4 +247,27 @@ async fn control_routes_drive_clock_tokens_posts_calls_and_reset() {
         .post_json("/_emulator/clock/set", &json!({"nope": 1}))
         .await;
     assert_eq!(bad.status, 400);
+    // Absurd clock moves are refused or clamped, never a crash.
+    let far = h
+        .post_json(
+            "/_emulator/clock/advance",
+            &json!({"seconds": u64::MAX, "ms": u64::MAX}),
+        )
+        .await;
+    assert_eq!(far.status, 400);
+    for now in [i64::MAX, i64::MIN] {
+        assert_eq!(
+            h.post_json("/_emulator/clock/set", &json!({"now": now}))
+                .await
+                .status,
+            200
+        );
+        let token = h.emu.issue_long_lived_token(USER);
+        let created = h
+            .create_with(&token, &[("media_type", "TEXT"), ("text", "still fine")])
+            .await;
+        assert_eq!(created.status, 200);
+        assert!(h.publish(&created.id()).await.status < 500);
+        assert!(h.get("/v1.0/me", &[("access_token", &fresh)]).await.status < 500);
+    }
 }
