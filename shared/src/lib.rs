@@ -7,3 +7,4 @@ pub mod aws;
 pub mod config;
 pub mod resources;
 pub mod runtime;
+pub mod threads;
