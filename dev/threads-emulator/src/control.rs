@@ -37,6 +37,7 @@ pub fn router() -> Router<App> {
         .route("/tokens/revoke", post(token_revoke))
         .route("/insights", post(insights_set))
         .route("/webhooks/send", post(webhook_send))
+        .route("/webhooks/verify", post(webhook_verify))
         .route("/signed_request", post(signed_request))
         .route("/reset", post(reset))
         .route("/config", get(config))
@@ -309,6 +310,23 @@ async fn webhook_send(State(app): State<App>, bytes: Bytes) -> Answer {
     delivery.duplicate = request.duplicate;
     delivery.signature_override = request.signature;
     ok(&json!(webhook::deliver(&delivery).await))
+}
+
+#[derive(Deserialize)]
+struct VerifyWebhook {
+    url: String,
+    verify_token: String,
+    challenge: Option<u64>,
+}
+
+async fn webhook_verify(State(app): State<App>, bytes: Bytes) -> Answer {
+    let request = body::<VerifyWebhook>(&bytes)?;
+    let challenge = request
+        .challenge
+        .unwrap_or_else(|| 1_000_000_000 + app.clock().now().unsigned_abs() % 1_000_000_000);
+    ok(&json!(
+        webhook::verify_subscription(&request.url, &request.verify_token, challenge).await
+    ))
 }
 
 /// A plausible value for a field, from a published media when one is named.

@@ -323,6 +323,57 @@ pub async fn deliver_signed_request(url: &str, signed_request: &str) -> Attempt 
     }
 }
 
+/// What a subscription handshake got back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Handshake {
+    pub status: Option<u16>,
+    pub body: String,
+    pub content_type: Option<String>,
+    /// True when the answer was 200 with exactly the challenge as the body.
+    pub echoed: bool,
+    pub error: Option<String>,
+}
+
+/// Meta's subscription check: `GET {url}?hub.mode=subscribe&hub.challenge=…&hub.verify_token=…`;
+/// a receiver must answer 200 with the raw challenge.
+pub async fn verify_subscription(url: &str, verify_token: &str, challenge: u64) -> Handshake {
+    let challenge = challenge.to_string();
+    let sent = reqwest::Client::new()
+        .get(url)
+        .query(&[
+            ("hub.mode", "subscribe"),
+            ("hub.challenge", challenge.as_str()),
+            ("hub.verify_token", verify_token),
+        ])
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            let content_type = response
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = response.text().await.unwrap_or_default();
+            Handshake {
+                status: Some(status),
+                echoed: status == 200 && body == challenge,
+                body,
+                content_type,
+                error: None,
+            }
+        }
+        Err(e) => Handshake {
+            status: None,
+            body: String::new(),
+            content_type: None,
+            echoed: false,
+            error: Some(e.to_string()),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

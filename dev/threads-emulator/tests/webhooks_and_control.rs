@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::Query;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::post;
+use axum::routing::{get, post};
 use common::{Harness, USER};
 use serde_json::json;
 use threads_emulator::webhook::{self, Change, ValuesShape};
@@ -178,6 +179,39 @@ async fn webhooks_and_signed_requests_can_be_sent_over_http() {
         .into_owned()
         .collect();
     assert_eq!(form, [("signed_request".to_string(), signed)]);
+}
+
+async fn handshake(
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> (StatusCode, String) {
+    let subscribe = q.get("hub.mode").map(String::as_str) == Some("subscribe");
+    let token_ok = q.get("hub.verify_token").map(String::as_str) == Some("vt-test-123");
+    match q.get("hub.challenge") {
+        Some(challenge) if subscribe && token_ok => (StatusCode::OK, challenge.clone()),
+        _ => (StatusCode::FORBIDDEN, String::new()),
+    }
+}
+
+#[tokio::test]
+async fn the_subscription_handshake_is_sent_like_meta_sends_it() {
+    let h = Harness::new().await;
+    let app = Router::new().route("/hook", get(handshake));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let ok = h
+        .post_json(
+            "/_emulator/webhooks/verify",
+            &json!({"url": url, "verify_token": "vt-test-123", "challenge": 1158201444u64}),
+        )
+        .await
+        .json();
+    assert_eq!(ok["status"], 200);
+    assert_eq!(ok["body"], "1158201444");
+    assert_eq!(ok["echoed"], true);
+    let refused = webhook::verify_subscription(&url, "wrong", 1158201444).await;
+    assert_eq!(refused.status, Some(403));
+    assert!(!refused.echoed);
 }
 
 #[tokio::test]
