@@ -62,7 +62,7 @@ fn object(
         return crate::containers::status_report(container, &session, ctx, &fields);
     }
     if let Some(media) = inner.live_media(id) {
-        let body = media_fields(media, ctx, &fields, req)?;
+        let body = media_fields(media, ctx, &fields)?;
         return Ok(JsonText::ok(body).into_response());
     }
     let user = resolve_user(&session, id, "get")?;
@@ -116,12 +116,7 @@ fn id_object(id: &str) -> String {
 }
 
 /// A media object with the requested fields; absent values are left out, as Graph does.
-fn media_fields(
-    media: &Media,
-    ctx: &Ctx<'_>,
-    fields: &[String],
-    _req: &GraphRequest,
-) -> Result<String, GraphError> {
+fn media_fields(media: &Media, ctx: &Ctx<'_>, fields: &[String]) -> Result<String, GraphError> {
     let mut obj = Obj::new();
     for field in with_default(fields) {
         let f = field.as_str();
@@ -364,7 +359,7 @@ fn page(
     let window = items.get(start..end).unwrap_or_default();
     let data: Vec<String> = window
         .iter()
-        .map(|m| media_fields(m, ctx, &p.list("fields"), req))
+        .map(|m| media_fields(m, ctx, &p.list("fields")))
         .collect::<Result<_, _>>()?;
     let mut body = Obj::new();
     body.raw("data", array(data));
