@@ -13,7 +13,10 @@ use crate::resources::{FunctionSpec, Resource};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("configuration: {var} is not set ({why})")]
-    Missing { var: &'static str, why: &'static str },
+    Missing {
+        var: &'static str,
+        why: &'static str,
+    },
     #[error("configuration: {var} is malformed: {reason}")]
     Malformed { var: &'static str, reason: String },
     #[error("configuration: {var} is refused: {reason}")]
@@ -113,7 +116,11 @@ impl Config {
         function: &FunctionSpec,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |var: &'static str| lookup(var).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |var: &'static str| {
+            lookup(var)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
 
         let region = get("AWS_REGION").ok_or(ConfigError::Missing {
             var: "AWS_REGION",
@@ -189,8 +196,9 @@ impl Config {
             if !kms_encryption {
                 return Err(ConfigError::Refused {
                     var: "ENABLE_KMS_ENCRYPTION",
-                    reason: "production mode seals tokens with KMS; the local key is for development"
-                        .into(),
+                    reason:
+                        "production mode seals tokens with KMS; the local key is for development"
+                            .into(),
                 });
             }
         }
@@ -267,7 +275,11 @@ fn cors(value: Option<String>) -> Result<CorsOrigins, ConfigError> {
         }
         origins.push(origin.to_owned());
     }
-    Ok(if origins.is_empty() { CorsOrigins::None } else { CorsOrigins::List(origins) })
+    Ok(if origins.is_empty() {
+        CorsOrigins::None
+    } else {
+        CorsOrigins::List(origins)
+    })
 }
 
 #[cfg(test)]
@@ -298,8 +310,19 @@ mod tests {
         assert!(config.kms_encryption);
         assert_eq!(config.log_level, LogLevel::Info);
         assert_eq!(config.cors_origins, CorsOrigins::None);
-        assert_eq!(config.logs, LogSwitches { audit: true, rate_limit: true, access: true, deletion: true });
-        assert_eq!(config.kms_key_id.as_deref(), Some("value-of-AWS_KMS_KEY_ID"));
+        assert_eq!(
+            config.logs,
+            LogSwitches {
+                audit: true,
+                rate_limit: true,
+                access: true,
+                deletion: true
+            }
+        );
+        assert_eq!(
+            config.kms_key_id.as_deref(),
+            Some("value-of-AWS_KMS_KEY_ID")
+        );
     }
 
     #[test]
@@ -337,7 +360,10 @@ mod tests {
             let mut env = full_env(poster());
             env.insert(var.to_owned(), value.to_owned());
             let err = read(&env).expect_err(var);
-            assert!(matches!(err, ConfigError::Malformed { var: v, .. } if v == var), "{var}: {err}");
+            assert!(
+                matches!(err, ConfigError::Malformed { var: v, .. } if v == var),
+                "{var}: {err}"
+            );
         }
     }
 
@@ -345,17 +371,30 @@ mod tests {
     fn plain_text_tokens_are_refused() {
         let mut env = full_env(poster());
         env.insert("ENABLE_TOKEN_ENCRYPTION".into(), "false".into());
-        assert!(matches!(read(&env), Err(ConfigError::Refused { var: "ENABLE_TOKEN_ENCRYPTION", .. })));
+        assert!(matches!(
+            read(&env),
+            Err(ConfigError::Refused {
+                var: "ENABLE_TOKEN_ENCRYPTION",
+                ..
+            })
+        ));
     }
 
     #[test]
     fn production_mode_refuses_debug_wildcard_cors_and_local_keys() {
-        for (var, value) in [("DEBUG", "true"), ("CORS_ORIGINS", "*"), ("ENABLE_KMS_ENCRYPTION", "false")] {
+        for (var, value) in [
+            ("DEBUG", "true"),
+            ("CORS_ORIGINS", "*"),
+            ("ENABLE_KMS_ENCRYPTION", "false"),
+        ] {
             let mut env = full_env(poster());
             env.insert("PRODUCTION_MODE".into(), "true".into());
             env.insert(var.to_owned(), value.to_owned());
             let err = read(&env).expect_err(var);
-            assert!(matches!(err, ConfigError::Refused { var: v, .. } if v == var), "{var}: {err}");
+            assert!(
+                matches!(err, ConfigError::Refused { var: v, .. } if v == var),
+                "{var}: {err}"
+            );
         }
     }
 
@@ -367,17 +406,29 @@ mod tests {
         env.insert("ENABLE_KMS_ENCRYPTION".into(), "false".into());
         let config = read(&env).unwrap();
         assert_eq!(config.kms_key_id, None);
-        assert_eq!(config.token_encryption_key.as_ref().map(Secret::expose), Some("k1"));
-        assert_eq!(format!("{:?}", config.token_encryption_key), "Some(Secret(<redacted>))");
+        assert_eq!(
+            config.token_encryption_key.as_ref().map(Secret::expose),
+            Some("k1")
+        );
+        assert_eq!(
+            format!("{:?}", config.token_encryption_key),
+            "Some(Secret(<redacted>))"
+        );
     }
 
     #[test]
     fn cors_list_is_parsed() {
         let mut env = full_env(poster());
-        env.insert("CORS_ORIGINS".into(), "https://a.example, http://localhost:3000".into());
+        env.insert(
+            "CORS_ORIGINS".into(),
+            "https://a.example, http://localhost:3000".into(),
+        );
         assert_eq!(
             read(&env).unwrap().cors_origins,
-            CorsOrigins::List(vec!["https://a.example".into(), "http://localhost:3000".into()])
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:3000".into()
+            ])
         );
     }
 

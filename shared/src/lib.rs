@@ -7,4 +7,5 @@ pub mod aws;
 pub mod config;
 pub mod resources;
 pub mod runtime;
+pub mod store;
 pub mod threads;

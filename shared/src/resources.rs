@@ -117,9 +117,10 @@ impl Resource {
             | Resource::RateLimitsTable
             | Resource::AuditTable
             | Resource::InboxTable => Kind::Table,
-            Resource::IntakeQueue | Resource::GateQueue | Resource::PosterQueue | Resource::ResultsQueue => {
-                Kind::Queue
-            }
+            Resource::IntakeQueue
+            | Resource::GateQueue
+            | Resource::PosterQueue
+            | Resource::ResultsQueue => Kind::Queue,
             Resource::ThreadsAppSecret
             | Resource::SessionKeySecret
             | Resource::WebhookVerifyTokenSecret
@@ -174,11 +175,14 @@ pub struct FunctionSpec {
 impl FunctionSpec {
     /// The resources whose physical names the function reads from its environment.
     pub fn env_resources(&self) -> impl Iterator<Item = Resource> + '_ {
-        self.needs.iter().filter(|n| n.access != Access::Consume).map(|n| n.resource)
+        self.needs
+            .iter()
+            .filter(|n| n.access != Access::Consume)
+            .map(|n| n.resource)
     }
 
     pub fn by_name(name: &str) -> Option<&'static FunctionSpec> {
-        FUNCTIONS.iter().find(|f| f.name == name)
+        FUNCTIONS.iter().copied().find(|f| f.name == name)
     }
 }
 

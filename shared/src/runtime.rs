@@ -25,14 +25,22 @@ pub async fn start(function: &'static FunctionSpec) -> Result<Deps, ConfigError>
     let config = match Config::from_env(function) {
         Ok(config) => config,
         Err(err) => {
-            eprintln!(r#"{{"level":"ERROR","function":"{}","message":{:?}}}"#, function.name, err.to_string());
+            eprintln!(
+                r#"{{"level":"ERROR","function":"{}","message":{:?}}}"#,
+                function.name,
+                err.to_string()
+            );
             return Err(err);
         }
     };
     init_logging(function, &config);
     let aws = AwsClients::from_env().await;
     tracing::info!(region = %config.region, production_mode = config.production_mode, "initialised");
-    Ok(Deps { function, config, aws })
+    Ok(Deps {
+        function,
+        config,
+        aws,
+    })
 }
 
 fn init_logging(function: &FunctionSpec, config: &Config) {
@@ -61,6 +69,15 @@ fn init_logging(function: &FunctionSpec, config: &Config) {
 #[error("{function}: not implemented yet; nothing was processed")]
 pub struct NotImplemented {
     pub function: &'static str,
+}
+
+impl From<NotImplemented> for lambda_runtime::Diagnostic {
+    fn from(err: NotImplemented) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: "NotImplemented".into(),
+            error_message: err.to_string(),
+        }
+    }
 }
 
 /// The answer of an HTTP function whose routes are not built yet: 501 as problem+json.
