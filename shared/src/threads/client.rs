@@ -107,20 +107,25 @@ impl ThreadsClient {
     // ---- OAuth -------------------------------------------------------------------------------
 
     /// Exchanges the redirect's `code` for a short-lived token (form POST; `#_` stripped).
-    /// `redirect_uri` must equal the one sent to the window.
+    /// `redirect_uri` must equal the one sent to the window; `code_verifier` is the PKCE
+    /// verifier whose challenge went to the window (Meta ignores it; a strict server checks it).
     pub async fn exchange_code(
         &self,
         app: &AppCredentials,
         code: &str,
         redirect_uri: &str,
+        code_verifier: Option<&str>,
     ) -> Result<ShortLivedToken, ThreadsError> {
-        let form = [
+        let mut form = vec![
             ("client_id", app.client_id.as_str()),
             ("client_secret", app.client_secret.expose()),
             ("code", clean_code(code)),
             ("grant_type", "authorization_code"),
             ("redirect_uri", redirect_uri),
         ];
+        if let Some(verifier) = code_verifier {
+            form.push(("code_verifier", verifier));
+        }
         let req = self
             .http
             .post(self.url(false, &["oauth", "access_token"]))
@@ -152,14 +157,19 @@ impl ThreadsClient {
         self.send(Call::Refresh, self.http.get(url)).await
     }
 
-    /// What Threads knows about `token`: validity, scopes, expiry, user.
-    pub async fn debug_token(&self, token: &AccessToken) -> Result<TokenInfo, ThreadsError> {
+    /// What Threads knows about `input`: validity, scopes, expiry, user. `inspector` is the
+    /// token the call is made with: `input` itself (which fails with 190 once it is dead), or
+    /// the app token from [`AppCredentials::app_token`], which can inspect dead tokens too.
+    pub async fn debug_token(
+        &self,
+        input: &AccessToken,
+        inspector: &AccessToken,
+    ) -> Result<TokenInfo, ThreadsError> {
         let mut url = self.url(true, &["debug_token"]);
         url.query_pairs_mut()
-            .append_pair("input_token", token.expose());
-        let body: DataBody<TokenInfo> = self
-            .send(Call::DebugToken, self.authed(Method::GET, url, token))
-            .await?;
+            .append_pair("input_token", input.expose());
+        let req = self.authed(Method::GET, url, inspector);
+        let body: DataBody<TokenInfo> = self.send(Call::DebugToken, req).await?;
         Ok(body.data)
     }
 

@@ -111,7 +111,10 @@ impl ApiError {
                 fbtrace_id: text(err.get("fbtrace_id")),
             });
         }
-        if value.get("error_message").is_some() || value.get("error_type").is_some() {
+        // A container status also has `error_message` (its failure reason), so the OAuth shape
+        // needs `error_type` or a code beside the message.
+        let has = |k: &str| value.get(k).is_some();
+        if has("error_type") || (has("error_message") && (has("code") || has("error_code"))) {
             return Some(ApiError {
                 shape: ErrorShape::OAuth,
                 http_status,
@@ -335,6 +338,19 @@ const RATE_LIMIT_CODES: [i64; 4] = [4, 17, 32, 613];
 const SUBCODE_NOT_READY: i64 = 4279009;
 const SUBCODE_MEDIA_FETCH: i64 = 2207052;
 const ACTIVITY_RESTRICTED: i64 = 2207051;
+/// Graph's "object does not exist, cannot be loaded or does not support this operation".
+const SUBCODE_NO_SUCH_OBJECT: i64 = 33;
+/// Words of a token-endpoint error that blame the app's setup, not the user's grant.
+const APP_AT_FAULT: [&str; 8] = [
+    "client_secret",
+    "client secret",
+    "client_id",
+    "app secret",
+    "platform app",
+    "App ID",
+    "redirect_uri",
+    "grant_type",
+];
 
 fn reauth_reason(subcode: Option<i64>) -> &'static str {
     match subcode {
@@ -453,6 +469,16 @@ fn classify_api(call: Call, api: ApiError, retry_after: Option<Duration>) -> Thr
             }
         };
     }
+    if api.is(100) && api.subcode == Some(SUBCODE_NO_SUCH_OBJECT) {
+        return ThreadsError::PermanentOther {
+            reason: format!(
+                "{call}: the object does not exist, is not visible to this token, or does not \
+                 support this call. {said}"
+            ),
+            alert: false,
+            api: boxed(api),
+        };
+    }
     if api.is(100) {
         let param = api.param();
         let what = match &param {
@@ -502,37 +528,38 @@ fn classify_api(call: Call, api: ApiError, retry_after: Option<Duration>) -> Thr
             format!("{call}: server error without a known code; retry with backoff. {said}");
         return ThreadsError::transient(call, reason, retry_after, Some(api));
     }
-    if api.shape == ErrorShape::OAuth
-        && matches!(call, Call::CodeExchange | Call::LongLivedExchange)
-    {
-        let app_at_fault = [
-            "client_secret",
-            "client secret",
-            "client_id",
-            "app secret",
-            "App ID",
-            "application",
-        ]
-        .iter()
-        .any(|n| api.mentions(n));
-        return if app_at_fault {
-            ThreadsError::PermanentOther {
-                reason: format!(
-                    "{call}: the app credentials were refused; check the Threads App ID and Threads \
-                     App secret (not the Meta app's). {said}"
-                ),
-                alert: true,
+    let token_call = matches!(
+        call,
+        Call::CodeExchange | Call::LongLivedExchange | Call::Refresh
+    );
+    if token_call && APP_AT_FAULT.iter().any(|n| api.mentions(n)) {
+        return ThreadsError::PermanentOther {
+            reason: format!(
+                "{call}: the app's credentials or OAuth settings were refused; check the Threads App \
+                 ID and Threads App secret (not the Meta app's) and the redirect URI. {said}"
+            ),
+            alert: true,
+            api: boxed(api),
+        };
+    }
+    if api.shape == ErrorShape::OAuth {
+        // This shape's `code` echoes the HTTP status, so only the message can tell a throttle.
+        if api.mentions("limit reached") || api.mentions("rate limit") {
+            return ThreadsError::RateLimited {
+                reason: format!("{call}: Threads' call budget is used up; defer. {said}"),
+                retry_after,
                 api: boxed(api),
-            }
-        } else {
-            ThreadsError::NeedsReauth {
+            };
+        }
+        if matches!(call, Call::CodeExchange | Call::LongLivedExchange) {
+            return ThreadsError::NeedsReauth {
                 reason: format!(
                     "{call}: the authorization code or short-lived token was refused (invalid, \
                      expired or already used); start the authorization again. {said}"
                 ),
                 api: boxed(api),
-            }
-        };
+            };
+        }
     }
     let permanent = if api.is(1) {
         format!(
@@ -731,7 +758,7 @@ mod tests {
             assert_eq!(param.as_deref(), Some("text"));
             assert!(reason.contains("at most 500"), "{reason}");
         }
-        let body = graph(100, Some(33), "(#100) Param reply_to_id is invalid", false);
+        let body = graph(100, None, "(#100) Param reply_to_id is invalid", false);
         let err = classify(Call::CreateContainer, 400, body.as_bytes(), None);
         assert!(
             matches!(err, ThreadsError::Validation { param: Some(ref p), .. } if p == "reply_to_id"),
@@ -868,6 +895,14 @@ mod tests {
     }
 
     #[test]
+    fn container_error_message_is_not_an_oauth_error() {
+        let status = br#"{"id":"17890000000000001","status":"ERROR","error_message":"FAILED_DOWNLOADING_VIDEO"}"#;
+        assert_eq!(ApiError::parse(200, status), None);
+        let window = br#"{"error_message":"Invalid platform app","error_code":4476002}"#;
+        assert!(ApiError::parse(400, window).is_some());
+    }
+
+    #[test]
     fn oauth_error_about_the_app_secret_alerts() {
         let body = r#"{"error_type":"OAuthException","code":400,"error_message":"Error validating client secret."}"#;
         let err = classify(Call::LongLivedExchange, 400, body.as_bytes(), None);
@@ -875,6 +910,51 @@ mod tests {
             matches!(err, ThreadsError::PermanentOther { alert: true, .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn graph_shaped_client_secret_error_on_the_exchange_alerts() {
+        let body = graph(1, None, "Error validating client secret.", false);
+        let err = classify(Call::LongLivedExchange, 400, body.as_bytes(), None);
+        assert!(
+            matches!(err, ThreadsError::PermanentOther { alert: true, .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn oauth_shape_throttle_is_rate_limited_not_reauth() {
+        let body = r#"{"error_type":"OAuthException","code":400,"error_message":"Application request limit reached"}"#;
+        let err = classify(Call::CodeExchange, 400, body.as_bytes(), None);
+        assert!(matches!(err, ThreadsError::RateLimited { .. }), "{err:?}");
+        let body = r#"{"error_type":"OAuthException","code":503,"error_message":"An unexpected error has occurred. Please retry your request later."}"#;
+        let err = classify(Call::CodeExchange, 503, body.as_bytes(), None);
+        assert!(matches!(err, ThreadsError::Transient { .. }), "{err:?}");
+        let body = r#"{"error_type":"OAuthException","code":400,"error_message":"Error validating verification code. Please make sure your redirect_uri is identical to the one you used in the OAuth dialog request"}"#;
+        let err = classify(Call::CodeExchange, 400, body.as_bytes(), None);
+        assert!(
+            matches!(err, ThreadsError::PermanentOther { alert: true, .. }),
+            "{err:?}"
+        );
+        let body = r#"{"error_type":"OAuthException","code":400,"error_message":"This authorization code has expired."}"#;
+        let err = classify(Call::CodeExchange, 400, body.as_bytes(), None);
+        assert!(matches!(err, ThreadsError::NeedsReauth { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn missing_object_is_permanent_not_validation() {
+        let body = graph(
+            100,
+            Some(33),
+            "Unsupported delete request. Object with ID '1' does not exist",
+            false,
+        );
+        let err = classify(Call::Delete, 400, body.as_bytes(), None);
+        assert!(
+            matches!(err, ThreadsError::PermanentOther { alert: false, .. }),
+            "{err:?}"
+        );
+        assert!(err.reason().contains("does not exist"));
     }
 
     #[test]

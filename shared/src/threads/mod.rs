@@ -17,7 +17,8 @@ pub use client::{
 pub use error::{ApiError, Call, ErrorShape, ThreadsError, classify};
 pub use ids::{AccessToken, ContainerId, InvalidId, MediaId, UserId};
 pub use oauth::{
-    AppCredentials, AuthorizeRequest, LongLivedToken, Scope, ShortLivedToken, TokenInfo, clean_code,
+    AppCredentials, AuthorizeRequest, LongLivedToken, Scope, ShortLivedToken, TokenInfo,
+    TokenProblem, clean_code,
 };
 pub use redact::redact_url;
 pub use retry::{BACKOFF_BASE, BACKOFF_CAP, backoff, backoff_between};

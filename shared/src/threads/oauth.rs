@@ -19,6 +19,17 @@ pub struct AppCredentials {
     pub client_secret: Secret,
 }
 
+impl AppCredentials {
+    /// The app access token, `{client_id}|{client_secret}` (Graph's form), for `debug_token`.
+    pub fn app_token(&self) -> AccessToken {
+        AccessToken::new(format!(
+            "{}|{}",
+            self.client_id,
+            self.client_secret.expose()
+        ))
+    }
+}
+
 /// Permissions a user grants in the authorization window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Scope {
@@ -160,6 +171,20 @@ pub struct TokenInfo {
     pub scopes: Vec<String>,
     #[serde(default)]
     pub user_id: Option<UserId>,
+    /// Why the token is not valid, when it is not.
+    #[serde(default)]
+    pub error: Option<TokenProblem>,
+}
+
+/// `debug_token`'s `data.error`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TokenProblem {
+    #[serde(default)]
+    pub code: Option<i64>,
+    #[serde(default)]
+    pub subcode: Option<i64>,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 impl TokenInfo {
@@ -288,5 +313,22 @@ mod tests {
                 && !info.has_scope(Scope::Delete)
         );
         assert_eq!(info.user_id.unwrap().as_str(), "90071992547409931");
+        assert_eq!(info.error, None);
+        let dead: TokenInfo = serde_json::from_str(
+            r#"{"error":{"code":190,"message":"Invalid OAuth access token - Cannot parse access token"},"is_valid":false,"scopes":[]}"#,
+        )
+        .unwrap();
+        assert!(!dead.is_valid);
+        assert_eq!(dead.error.unwrap().code, Some(190));
+    }
+
+    #[test]
+    fn app_token_joins_id_and_secret_and_stays_hidden() {
+        let app = AppCredentials {
+            client_id: "123".into(),
+            client_secret: Secret::new("s3cr3t"),
+        };
+        assert_eq!(app.app_token().expose(), "123|s3cr3t");
+        assert!(!format!("{app:?} {:?}", app.app_token()).contains("s3cr3t"));
     }
 }
