@@ -7,7 +7,9 @@ use threadstorm::{resources, runtime};
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::RESULT_SINK).await?;
     run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
-        Err::<(), _>(runtime::NotImplemented { function: deps.function.name })
+        Err::<(), _>(runtime::NotImplemented {
+            function: deps.function.name,
+        })
     }))
     .await
 }
