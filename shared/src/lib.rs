@@ -5,6 +5,7 @@
 
 pub mod aws;
 pub mod config;
+pub mod edge;
 pub mod resources;
 pub mod runtime;
 pub mod store;
