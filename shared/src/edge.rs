@@ -28,7 +28,12 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(status: u16, code: &'static str, detail: impl Into<String>) -> Self {
-        Problem { status, code, detail: detail.into(), field: None }
+        Problem {
+            status,
+            code,
+            detail: detail.into(),
+            field: None,
+        }
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
         Self::new(400, code, detail)
@@ -43,14 +48,26 @@ impl Problem {
         Self::new(404, "not_found", "no such route or resource")
     }
     pub fn method_not_allowed() -> Self {
-        Self::new(405, "method_not_allowed", "this route does not accept that method")
+        Self::new(
+            405,
+            "method_not_allowed",
+            "this route does not accept that method",
+        )
     }
     pub fn too_large(limit: usize) -> Self {
-        Self::new(413, "body_too_large", format!("the request body is over {limit} bytes"))
+        Self::new(
+            413,
+            "body_too_large",
+            format!("the request body is over {limit} bytes"),
+        )
     }
     /// A dependency (DynamoDB, KMS, Threads) failed; the caller may retry. The detail stays generic.
     pub fn unavailable() -> Self {
-        Self::new(503, "temporarily_unavailable", "a service ThreadStorm depends on did not answer; try again shortly")
+        Self::new(
+            503,
+            "temporarily_unavailable",
+            "a service ThreadStorm depends on did not answer; try again shortly",
+        )
     }
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
         self.field = Some(field.into());
@@ -58,7 +75,10 @@ impl Problem {
     }
 
     fn title(&self) -> &'static str {
-        StatusCode::from_u16(self.status).ok().and_then(|s| s.canonical_reason()).unwrap_or("Error")
+        StatusCode::from_u16(self.status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("Error")
     }
 
     pub fn into_response(self) -> Response<Body> {
@@ -108,7 +128,11 @@ pub fn redirect(location: &str) -> Response<Body> {
 
 /// Adds the headers every answer carries: HSTS, no sniffing, no framing, no referrer, no caching,
 /// a strict CSP (stricter still for anything that is not HTML), and CORS for configured origins.
-pub fn finish(mut res: Response<Body>, request_headers: &HeaderMap, config: &Config) -> Response<Body> {
+pub fn finish(
+    mut res: Response<Body>,
+    request_headers: &HeaderMap,
+    config: &Config,
+) -> Response<Body> {
     let is_html = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -121,7 +145,10 @@ pub fn finish(mut res: Response<Body>, request_headers: &HeaderMap, config: &Con
     };
     let headers = res.headers_mut();
     for (name, value) in [
-        ("strict-transport-security", "max-age=63072000; includeSubDomains"),
+        (
+            "strict-transport-security",
+            "max-age=63072000; includeSubDomains",
+        ),
         ("x-content-type-options", "nosniff"),
         ("x-frame-options", "DENY"),
         ("referrer-policy", "no-referrer"),
@@ -132,7 +159,10 @@ pub fn finish(mut res: Response<Body>, request_headers: &HeaderMap, config: &Con
     }
     if let Some(origin) = allowed_origin(request_headers, &config.cors_origins) {
         headers.insert("access-control-allow-origin", origin);
-        headers.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+        headers.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     res
@@ -161,17 +191,25 @@ pub struct Caller {
 /// The route path without the API Gateway stage (`/v1/posts`, not `/live/v1/posts`).
 pub fn path(req: &Request) -> &str {
     let raw = req.raw_http_path();
-    if raw.is_empty() { req.uri().path() } else { raw }
+    if raw.is_empty() {
+        req.uri().path()
+    } else {
+        raw
+    }
 }
 
 /// The first value of query parameter `name`, decoded once.
 pub fn query(req: &Request, name: &str) -> Option<String> {
-    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+    req.query_string_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
 }
 
 /// A path parameter (`{code}` in the route).
 pub fn path_param(req: &Request, name: &str) -> Option<String> {
-    req.path_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+    req.path_parameters_ref()
+        .and_then(|q| q.first(name))
+        .map(str::to_owned)
 }
 
 /// The value of cookie `name` from the `Cookie` headers, if present exactly once.
@@ -186,21 +224,28 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.trim().to_owned());
     let first = found.next()?;
     // Two cookies of the same name (e.g. one planted on a parent domain) are refused outright.
-    if found.next().is_some() { None } else { Some(first) }
+    if found.next().is_some() {
+        None
+    } else {
+        Some(first)
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
 pub fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
-    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty()).then(|| token.trim().to_owned())
+    (scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty())
+        .then(|| token.trim().to_owned())
 }
 
 /// The caller's address, agent and the API Gateway request id.
 pub fn caller(req: &Request) -> Caller {
     let context = req.request_context_ref();
     let (ip_address, request_id) = match context {
-        Some(RequestContext::ApiGatewayV1(c)) => (c.identity.source_ip.clone(), c.request_id.clone()),
+        Some(RequestContext::ApiGatewayV1(c)) => {
+            (c.identity.source_ip.clone(), c.request_id.clone())
+        }
         _ => (None, None),
     };
     let user_agent = req
@@ -208,7 +253,11 @@ pub fn caller(req: &Request) -> Caller {
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.chars().take(256).collect());
-    Caller { ip_address, user_agent, request_id }
+    Caller {
+        ip_address,
+        user_agent,
+        request_id,
+    }
 }
 
 /// The raw body bytes (lambda_http already decoded a base64 body), refused above `limit`.
@@ -219,7 +268,11 @@ pub fn body(req: &Request, limit: usize) -> Result<&[u8], Problem> {
         Body::Binary(bytes) => bytes,
         _ => &[],
     };
-    if bytes.len() > limit { Err(Problem::too_large(limit)) } else { Ok(bytes) }
+    if bytes.len() > limit {
+        Err(Problem::too_large(limit))
+    } else {
+        Ok(bytes)
+    }
 }
 
 /// A `Set-Cookie` value: HttpOnly, Secure, SameSite=Lax, Path=/.
@@ -238,22 +291,41 @@ mod tests {
     use crate::config::{LogLevel, LogSwitches};
 
     fn config(cors: CorsOrigins) -> Config {
-        let env = std::collections::BTreeMap::from([("AWS_REGION".to_owned(), "us-east-1".to_owned())]);
-        static BARE: crate::resources::FunctionSpec =
-            crate::resources::FunctionSpec { name: "bare", logical_id: "Bare", needs: &[] };
+        let env =
+            std::collections::BTreeMap::from([("AWS_REGION".to_owned(), "us-east-1".to_owned())]);
+        static BARE: crate::resources::FunctionSpec = crate::resources::FunctionSpec {
+            name: "bare",
+            logical_id: "Bare",
+            needs: &[],
+        };
         let mut config = Config::from_lookup(&BARE, |k| env.get(k).cloned()).unwrap();
         config.cors_origins = cors;
         assert_eq!(config.log_level, LogLevel::Info);
-        assert_eq!(config.logs, LogSwitches { audit: true, rate_limit: true, access: true, deletion: true });
+        assert_eq!(
+            config.logs,
+            LogSwitches {
+                audit: true,
+                rate_limit: true,
+                access: true,
+                deletion: true
+            }
+        );
         config
     }
 
     #[test]
     fn problems_are_problem_json_with_code_and_field() {
-        let res = Problem::bad_request("invalid_field", "text is over 500 bytes").with_field("text").into_response();
+        let res = Problem::bad_request("invalid_field", "text is over 500 bytes")
+            .with_field("text")
+            .into_response();
         assert_eq!(res.status(), 400);
-        assert_eq!(res.headers()[header::CONTENT_TYPE], "application/problem+json");
-        let Body::Text(text) = res.body() else { panic!("text body") };
+        assert_eq!(
+            res.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
+        let Body::Text(text) = res.body() else {
+            panic!("text body")
+        };
         let body: serde_json::Value = serde_json::from_str(text).unwrap();
         assert_eq!(body["status"], 400);
         assert_eq!(body["code"], "invalid_field");
@@ -264,8 +336,17 @@ mod tests {
     #[test]
     fn every_answer_gets_security_headers_and_html_a_strict_csp() {
         let config = config(CorsOrigins::None);
-        let res = finish(response(200, "text/html; charset=utf-8", "<p>hi</p>"), &HeaderMap::new(), &config);
-        for name in ["strict-transport-security", "x-content-type-options", "x-frame-options", "referrer-policy"] {
+        let res = finish(
+            response(200, "text/html; charset=utf-8", "<p>hi</p>"),
+            &HeaderMap::new(),
+            &config,
+        );
+        for name in [
+            "strict-transport-security",
+            "x-content-type-options",
+            "x-frame-options",
+            "referrer-policy",
+        ] {
             assert!(res.headers().contains_key(name), "{name}");
         }
         let csp = res.headers()["content-security-policy"].to_str().unwrap();
@@ -277,24 +358,43 @@ mod tests {
     fn cors_answers_only_listed_origins() {
         let config = config(CorsOrigins::List(vec!["https://app.example".into()]));
         let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         let res = finish(json_response(200, &json!({})), &headers, &config);
         assert!(!res.headers().contains_key("access-control-allow-origin"));
-        headers.insert(header::ORIGIN, HeaderValue::from_static("https://app.example"));
+        headers.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://app.example"),
+        );
         let res = finish(json_response(200, &json!({})), &headers, &config);
-        assert_eq!(res.headers()["access-control-allow-origin"], "https://app.example");
+        assert_eq!(
+            res.headers()["access-control-allow-origin"],
+            "https://app.example"
+        );
     }
 
     #[test]
     fn cookies_and_bearer_are_read_strictly() {
         let mut headers = HeaderMap::new();
-        headers.append(header::COOKIE, HeaderValue::from_static("a=1; ts_session=abc.def"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; ts_session=abc.def"),
+        );
         assert_eq!(cookie(&headers, "ts_session").as_deref(), Some("abc.def"));
         assert_eq!(cookie(&headers, "missing"), None);
         headers.append(header::COOKIE, HeaderValue::from_static("ts_session=other"));
-        assert_eq!(cookie(&headers, "ts_session"), None, "a duplicated cookie is refused");
+        assert_eq!(
+            cookie(&headers, "ts_session"),
+            None,
+            "a duplicated cookie is refused"
+        );
 
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tok.sig"));
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tok.sig"),
+        );
         assert_eq!(bearer(&headers).as_deref(), Some("tok.sig"));
         headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic abc"));
         assert_eq!(bearer(&headers), None);
@@ -304,7 +404,9 @@ mod tests {
 
     #[test]
     fn oversized_bodies_are_refused() {
-        let req = lambda_http::http::Request::builder().body(Body::Text("x".repeat(11))).unwrap();
+        let req = lambda_http::http::Request::builder()
+            .body(Body::Text("x".repeat(11)))
+            .unwrap();
         assert_eq!(body(&req, 10).unwrap_err().status, 413);
         assert_eq!(body(&req, 11).unwrap(), b"xxxxxxxxxxx");
     }
