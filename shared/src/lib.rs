@@ -7,6 +7,7 @@ pub mod aws;
 pub mod config;
 pub mod edge;
 pub mod oauth;
+pub mod pipeline;
 pub mod resources;
 pub mod runtime;
 pub mod store;
