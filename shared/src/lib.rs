@@ -3,6 +3,7 @@
 //! Every Lambda function is a thin binary over this crate: it calls [`runtime::start`] to read
 //! its configuration and build its AWS clients once, then hands events to a handler here.
 
+pub mod accounts;
 pub mod aws;
 pub mod config;
 pub mod edge;
