@@ -9,6 +9,7 @@ pub mod config;
 pub mod edge;
 pub mod oauth;
 pub mod pipeline;
+pub mod product;
 pub mod resources;
 pub mod runtime;
 pub mod store;
