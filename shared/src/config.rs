@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::policy::ProhibitedTerms;
 use crate::resources::{FunctionSpec, Resource};
 
 /// Why the configuration could not be read. Each variant names the variable at fault.
@@ -83,6 +84,10 @@ pub struct Config {
     pub token_encryption_key: Option<Secret>,
     /// Where and as whom ThreadStorm talks to Threads.
     pub threads: ThreadsSettings,
+    /// `PROHIBITED_TERMS`: comma-separated terms no post may contain (brand protection). Unset,
+    /// the defaults in [`crate::policy::DEFAULT_PROHIBITED_TERMS`]; brand protection cannot be
+    /// switched off, only given other terms.
+    pub prohibited_terms: ProhibitedTerms,
     /// Physical names of the tables, queues and secrets this function uses, keyed by resource.
     resources: BTreeMap<Resource, String>,
 }
@@ -171,6 +176,15 @@ impl Config {
             });
         }
         let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
+        let prohibited_terms = match get("PROHIBITED_TERMS") {
+            None => ProhibitedTerms::default(),
+            Some(list) => {
+                ProhibitedTerms::parse_list(&list).map_err(|reason| ConfigError::Malformed {
+                    var: "PROHIBITED_TERMS",
+                    reason,
+                })?
+            }
+        };
 
         let threads = threads_settings(&get, production_mode)?;
 
@@ -230,6 +244,7 @@ impl Config {
             kms_key_id,
             token_encryption_key,
             threads,
+            prohibited_terms,
             resources,
         })
     }
@@ -523,6 +538,33 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn prohibited_terms_default_and_can_be_replaced() {
+        let mut env = full_env(poster());
+        assert_eq!(
+            read(&env).unwrap().prohibited_terms,
+            ProhibitedTerms::default()
+        );
+        env.insert("PROHIBITED_TERMS".into(), "Glimmr, Ace,".into());
+        let terms = read(&env).unwrap().prohibited_terms;
+        assert_eq!(terms.terms().collect::<Vec<_>>(), ["Glimmr", "Ace"]);
+        assert_eq!(terms.find_in("ACE deals!"), Some("Ace"));
+        for bad in [",", "Glimmr, \u{200B}", "Glimmr, ..."] {
+            env.insert("PROHIBITED_TERMS".into(), bad.into());
+            let err = read(&env).expect_err(bad);
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Malformed {
+                        var: "PROHIBITED_TERMS",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]
