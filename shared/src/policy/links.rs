@@ -61,8 +61,8 @@ pub fn is_https_url(raw: &str) -> bool {
 }
 
 fn parsed_with_host(raw: &str) -> Option<url::Url> {
-    // A URL with spaces or control characters around it was not meant as one value.
-    if raw.trim() != raw || raw.chars().any(char::is_whitespace) {
+    // The URL parser would quietly strip surrounding spaces; a value with any is not one URL.
+    if raw.chars().any(char::is_whitespace) {
         return None;
     }
     url::Url::parse(raw)
