@@ -16,3 +16,4 @@ pub mod runtime;
 pub mod store;
 pub mod storm;
 pub mod threads;
+pub mod webhooks;
