@@ -143,7 +143,10 @@ pub enum Change {
     Unknown(String),
     /// A change that could not be read: `field` as sent (empty when absent) and what was wrong.
     /// Callers log it and go on with the rest of the delivery.
-    Malformed { field: String, reason: &'static str },
+    Malformed {
+        field: String,
+        reason: &'static str,
+    },
 }
 
 /// What makes a change a duplicate: Meta redelivers, and a delivery may repeat a change.
@@ -361,13 +364,14 @@ fn change(raw: &Value) -> Change {
                 replied_to_id: nested(value, "replied_to", "id")
                     .or_else(|| value.get("replied_to_id"))
                     .and_then(id),
-                root_post: value.get("root_post").and_then(Value::as_object).map(|root| {
-                    RootPost {
+                root_post: value
+                    .get("root_post")
+                    .and_then(Value::as_object)
+                    .map(|root| RootPost {
                         id: root.get("id").and_then(id),
                         owner_id: root.get("owner_id").and_then(id),
                         username: root.get("username").and_then(scalar_text),
-                    }
-                }),
+                    }),
                 shortcode: text("shortcode"),
                 timestamp: text("timestamp"),
             };
@@ -479,7 +483,10 @@ mod tests {
     #[test]
     fn an_object_shaped_reply_in_metas_escaping_parses_to_the_original_text() {
         let raw = body(
-            &[sent("replies", reply_value("17920000000000999", "héllo 🚀 see https://x.example/a"))],
+            &[sent(
+                "replies",
+                reply_value("17920000000000999", "héllo 🚀 see https://x.example/a"),
+            )],
             ValuesShape::Object,
         );
         assert!(raw.contains(r#"h\u00e9llo \ud83d\ude80"#), "{raw}");
@@ -528,7 +535,10 @@ mod tests {
     fn an_array_of_every_field_parses_in_order_and_unknown_fields_are_kept_by_name() {
         let changes = [
             sent("replies", reply_value("17920000000000101", "first")),
-            sent("mentions", reply_value("17920000000000102", "@storm_tester look")),
+            sent(
+                "mentions",
+                reply_value("17920000000000102", "@storm_tester look"),
+            ),
             sent(
                 "publish",
                 json!({"id": "17920000000000103", "media_type": "TEXT_POST",
@@ -558,7 +568,9 @@ mod tests {
                 "delete:17920000000000104"
             ]
         );
-        assert!(matches!(&delivery.changes[1], Change::Mention(m) if m.text.as_deref() == Some("@storm_tester look")));
+        assert!(
+            matches!(&delivery.changes[1], Change::Mention(m) if m.text.as_deref() == Some("@storm_tester look"))
+        );
         assert_eq!(
             delivery.changes[2],
             Change::Publish(Publish {
@@ -690,17 +702,50 @@ mod tests {
     #[test]
     fn malformed_envelopes_are_400() {
         let cases: [(&[u8], DeliveryError); 11] = [
-            (b"", DeliveryError::NotJson { what: "not valid JSON", line: 1, column: 0 }),
-            (b"not json", DeliveryError::NotJson { what: "not valid JSON", line: 1, column: 2 }),
+            (
+                b"",
+                DeliveryError::NotJson {
+                    what: "not valid JSON",
+                    line: 1,
+                    column: 0,
+                },
+            ),
+            (
+                b"not json",
+                DeliveryError::NotJson {
+                    what: "not valid JSON",
+                    line: 1,
+                    column: 2,
+                },
+            ),
             (b"[1,2]", DeliveryError::NotAnObject),
             (b"\"1234567890\"", DeliveryError::NotAnObject),
-            (b"{\"app_id\":\"1234567890\",", DeliveryError::NotJson { what: "not valid JSON", line: 1, column: 23 }),
+            (
+                b"{\"app_id\":\"1234567890\",",
+                DeliveryError::NotJson {
+                    what: "not valid JSON",
+                    line: 1,
+                    column: 23,
+                },
+            ),
             (br#"{"values":[]}"#, DeliveryError::MissingAppId),
-            (br#"{"app_id":null,"values":[]}"#, DeliveryError::MissingAppId),
-            (br#"{"app_id":["1234567890"],"values":[]}"#, DeliveryError::MissingAppId),
+            (
+                br#"{"app_id":null,"values":[]}"#,
+                DeliveryError::MissingAppId,
+            ),
+            (
+                br#"{"app_id":["1234567890"],"values":[]}"#,
+                DeliveryError::MissingAppId,
+            ),
             (br#"{"app_id":"1234567890"}"#, DeliveryError::NoValues),
-            (br#"{"app_id":"1234567890","values":null}"#, DeliveryError::NoValues),
-            (b"{\"app_id\":\"1234567890\",\"values\":[],\"x\":\"\xff\"}", DeliveryError::NotUtf8(40)),
+            (
+                br#"{"app_id":"1234567890","values":null}"#,
+                DeliveryError::NoValues,
+            ),
+            (
+                b"{\"app_id\":\"1234567890\",\"values\":[],\"x\":\"\xff\"}",
+                DeliveryError::NotUtf8(40),
+            ),
         ];
         for (raw, expected) in cases {
             let err = parse(raw, APP).unwrap_err();
@@ -722,12 +767,18 @@ mod tests {
     fn a_thousand_changes_pass_and_one_more_is_413() {
         let one = sent("replies", json!({"id": "17920000000000999"}));
         let full = body(&vec![one.clone(); MAX_CHANGES], ValuesShape::Array);
-        assert_eq!(parse(full.as_bytes(), APP).unwrap().changes.len(), MAX_CHANGES);
+        assert_eq!(
+            parse(full.as_bytes(), APP).unwrap().changes.len(),
+            MAX_CHANGES
+        );
         let over = body(&vec![one; MAX_CHANGES + 1], ValuesShape::Array);
         let err = parse(over.as_bytes(), APP).unwrap_err();
         assert_eq!(err, DeliveryError::TooManyChanges(MAX_CHANGES + 1));
         assert_eq!(err.status(), StatusCode::PAYLOAD_TOO_LARGE);
-        let huge = format!(r#"{{"app_id":"1234567890","values":[{}0]}}"#, "0,".repeat(200_000));
+        let huge = format!(
+            r#"{{"app_id":"1234567890","values":[{}0]}}"#,
+            "0,".repeat(200_000)
+        );
         assert_eq!(
             parse(huge.as_bytes(), APP),
             Err(DeliveryError::TooManyChanges(200_001))

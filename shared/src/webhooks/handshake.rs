@@ -168,7 +168,8 @@ mod tests {
 
     // Case W2.
     const W2_TOKEN: &str = "vt-test-123";
-    const W2_QUERY: &str = "hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge=1158201444";
+    const W2_QUERY: &str =
+        "hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge=1158201444";
 
     fn token() -> Secret {
         Secret::new(W2_TOKEN)
@@ -229,7 +230,9 @@ mod tests {
             "%E2%80%8B1",
             "",
         ] {
-            let raw = format!("hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge={challenge}");
+            let raw = format!(
+                "hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge={challenge}"
+            );
             let err = answer_raw(&raw).unwrap_err();
             assert_eq!(err, HandshakeError::BadChallenge, "{challenge}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
@@ -238,7 +241,8 @@ mod tests {
         let raw = format!("hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge={long}");
         assert_eq!(answer_raw(&raw), Err(HandshakeError::BadChallenge));
         let longest = "Az9".repeat(MAX_CHALLENGE_LEN / 3);
-        let raw = format!("hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge={longest}");
+        let raw =
+            format!("hub.mode=subscribe&hub.verify_token=vt-test-123&hub.challenge={longest}");
         assert_eq!(answer_raw(&raw).unwrap().as_str(), longest);
         assert_eq!(
             answer_raw("hub.mode=subscribe&hub.verify_token=vt-test-123"),
@@ -260,10 +264,7 @@ mod tests {
         let query = HubQuery::from_query_string(W2_QUERY);
         assert!(answer(&query, &[&current, &previous]).is_ok());
         assert!(answer(&query, &[&previous, &current]).is_ok());
-        assert_eq!(
-            answer(&query, &[&current]),
-            Err(HandshakeError::WrongToken)
-        );
+        assert_eq!(answer(&query, &[&current]), Err(HandshakeError::WrongToken));
     }
 
     #[test]

@@ -63,7 +63,7 @@ fn check_mac(secrets: &[&Secret], message: &[u8], tag: &[u8]) -> MacCheck {
 
 /// HMAC-SHA256 of `message` under `secret`, for tests and tools that need to produce what Meta
 /// sends. Empty for an empty secret, which no verifier here accepts.
-pub fn hmac_sha256(secret: &Secret, message: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac_sha256(secret: &Secret, message: &[u8]) -> Vec<u8> {
     match HmacSha256::new_from_slice(secret.expose().as_bytes()) {
         Ok(mut mac) if !secret.expose().is_empty() => {
             mac.update(message);
@@ -96,7 +96,10 @@ mod tests {
             MacCheck::NoMatch
         );
         assert_eq!(check_mac(&[&previous], b"bodY", &tag), MacCheck::NoMatch);
-        assert_eq!(check_mac(&[&previous], b"body", &tag[..31]), MacCheck::NoMatch);
+        assert_eq!(
+            check_mac(&[&previous], b"body", &tag[..31]),
+            MacCheck::NoMatch
+        );
     }
 
     #[test]

@@ -298,12 +298,27 @@ mod tests {
                 b"sha1=0123456789abcdef0123456789abcdef01234567".to_vec(),
                 SignatureError::LegacySha1,
             ),
-            (format!("sha512={hex}").into_bytes(), SignatureError::WrongAlgorithm),
-            (format!("sha-256={hex}").into_bytes(), SignatureError::WrongAlgorithm),
+            (
+                format!("sha512={hex}").into_bytes(),
+                SignatureError::WrongAlgorithm,
+            ),
+            (
+                format!("sha-256={hex}").into_bytes(),
+                SignatureError::WrongAlgorithm,
+            ),
             (b"sha256=".to_vec(), SignatureError::WrongLength(0)),
-            (format!("sha256={}", &hex[..63]).into_bytes(), SignatureError::WrongLength(63)),
-            (format!("sha256={hex}0").into_bytes(), SignatureError::WrongLength(65)),
-            (format!("sha256={hex}{hex}").into_bytes(), SignatureError::WrongLength(128)),
+            (
+                format!("sha256={}", &hex[..63]).into_bytes(),
+                SignatureError::WrongLength(63),
+            ),
+            (
+                format!("sha256={hex}0").into_bytes(),
+                SignatureError::WrongLength(65),
+            ),
+            (
+                format!("sha256={hex}{hex}").into_bytes(),
+                SignatureError::WrongLength(128),
+            ),
             // Two signatures joined by a proxy are not one.
             (
                 format!("sha256={hex},sha256={hex}").into_bytes(),
@@ -325,8 +340,14 @@ mod tests {
                 [b"sha256=".as_slice(), &[0xff; 64]].concat(),
                 SignatureError::NotVisibleAscii,
             ),
-            (format!("sha256= {hex}").into_bytes(), SignatureError::NotVisibleAscii),
-            (format!("sha256={hex}\0").into_bytes(), SignatureError::NotVisibleAscii),
+            (
+                format!("sha256= {hex}").into_bytes(),
+                SignatureError::NotVisibleAscii,
+            ),
+            (
+                format!("sha256={hex}\0").into_bytes(),
+                SignatureError::NotVisibleAscii,
+            ),
             (
                 format!("sha256={}", "0".repeat(64)).into_bytes(),
                 SignatureError::Mismatch,
@@ -334,7 +355,12 @@ mod tests {
         ];
         for (header, expected) in cases {
             let got = verify(Some(&header), W1_A_BODY.as_bytes(), &[&w1_secret()]);
-            assert_eq!(got, Err(expected.clone()), "{:?}", String::from_utf8_lossy(&header));
+            assert_eq!(
+                got,
+                Err(expected.clone()),
+                "{:?}",
+                String::from_utf8_lossy(&header)
+            );
             assert_eq!(expected.status(), StatusCode::UNAUTHORIZED);
         }
         let missing = verify(None, W1_A_BODY.as_bytes(), &[&w1_secret()]);
@@ -346,7 +372,10 @@ mod tests {
     fn uppercase_hex_and_label_and_surrounding_spaces_name_the_same_digest() {
         let upper = format!("SHA256={}", W1_A_HEADER[7..].to_ascii_uppercase());
         assert_eq!(check(&upper, W1_A_BODY.as_bytes()), Ok(()));
-        assert_eq!(check(&format!(" \t{W1_A_HEADER} "), W1_A_BODY.as_bytes()), Ok(()));
+        assert_eq!(
+            check(&format!(" \t{W1_A_HEADER} "), W1_A_BODY.as_bytes()),
+            Ok(())
+        );
     }
 
     #[test]
@@ -371,8 +400,8 @@ mod tests {
     fn without_a_usable_secret_nothing_verifies_and_the_answer_is_500() {
         let empty = Secret::new("");
         for secrets in [vec![], vec![&empty]] {
-            let err = verify(Some(W1_A_HEADER.as_bytes()), W1_A_BODY.as_bytes(), &secrets)
-                .unwrap_err();
+            let err =
+                verify(Some(W1_A_HEADER.as_bytes()), W1_A_BODY.as_bytes(), &secrets).unwrap_err();
             assert_eq!(err, SignatureError::NoSecret);
             assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
         }
@@ -408,7 +437,12 @@ mod tests {
 
     #[test]
     fn raw_body_refuses_bad_base64_with_400_and_big_bodies_with_413() {
-        for bad in ["eyJ0ZXh0Ijoi*", "eyJ0ZXh0IjoiaMOpbGxvIPCfmoAifQ===", "a", "e-_x"] {
+        for bad in [
+            "eyJ0ZXh0Ijoi*",
+            "eyJ0ZXh0IjoiaMOpbGxvIPCfmoAifQ===",
+            "a",
+            "e-_x",
+        ] {
             let err = raw_body(bad, true).unwrap_err();
             assert_eq!(err, SignatureError::BodyNotBase64, "{bad}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
@@ -439,15 +473,9 @@ mod tests {
             verify_headers(&headers, body, &[&w1_secret()]),
             Err(SignatureError::Missing)
         );
-        headers.insert(
-            "X-Hub-Signature-256",
-            HeaderValue::from_static(W1_A_HEADER),
-        );
+        headers.insert("X-Hub-Signature-256", HeaderValue::from_static(W1_A_HEADER));
         assert_eq!(verify_headers(&headers, body, &[&w1_secret()]), Ok(()));
-        headers.append(
-            "x-hub-signature-256",
-            HeaderValue::from_static(W1_A_HEADER),
-        );
+        headers.append("x-hub-signature-256", HeaderValue::from_static(W1_A_HEADER));
         assert_eq!(
             verify_headers(&headers, body, &[&w1_secret()]),
             Err(SignatureError::Repeated)

@@ -187,7 +187,9 @@ pub fn verify(
     };
     let issued_at = match claims.get("issued_at") {
         None | Some(Value::Null) => return Err(SignedRequestError::MissingClaim("issued_at")),
-        Some(v) => v.as_i64().ok_or(SignedRequestError::BadClaim("issued_at"))?,
+        Some(v) => v
+            .as_i64()
+            .ok_or(SignedRequestError::BadClaim("issued_at"))?,
     };
     let expires = match claims.get("expires") {
         None | Some(Value::Null) => None,
@@ -284,9 +286,8 @@ mod tests {
             );
         }
         // Re-encoding the JSON (here: with a space) is also other bytes.
-        let spaced = URL_SAFE_NO_PAD.encode(
-            serde_json::to_string_pretty(&payload).unwrap().as_bytes(),
-        );
+        let spaced =
+            URL_SAFE_NO_PAD.encode(serde_json::to_string_pretty(&payload).unwrap().as_bytes());
         assert_eq!(
             check(&format!("{sig_unpadded}.{spaced}")),
             Err(SignedRequestError::Mismatch)
@@ -296,7 +297,8 @@ mod tests {
     #[test]
     fn other_algorithms_are_refused_and_letter_case_is_not() {
         for algorithm in [json!("hmac-sha256"), json!("Hmac-Sha256")] {
-            let sr = signed_claims(&json!({"algorithm": algorithm, "issued_at": 1, "user_id": "7"}));
+            let sr =
+                signed_claims(&json!({"algorithm": algorithm, "issued_at": 1, "user_id": "7"}));
             assert!(check(&sr).is_ok(), "{algorithm}");
         }
         for algorithm in [
@@ -308,7 +310,8 @@ mod tests {
             json!(256),
             json!(null),
         ] {
-            let sr = signed_claims(&json!({"algorithm": algorithm, "issued_at": 1, "user_id": "7"}));
+            let sr =
+                signed_claims(&json!({"algorithm": algorithm, "issued_at": 1, "user_id": "7"}));
             let err = check(&sr).unwrap_err();
             assert_eq!(err, SignedRequestError::UnsupportedAlgorithm, "{algorithm}");
             assert_eq!(err.status(), StatusCode::UNAUTHORIZED);
@@ -342,7 +345,11 @@ mod tests {
             format!(" {sig}.{payload}"),
         ] {
             let err = check(&sr).unwrap_err();
-            assert_eq!(err, SignedRequestError::BadBase64(Segment::Signature), "{sr}");
+            assert_eq!(
+                err,
+                SignedRequestError::BadBase64(Segment::Signature),
+                "{sr}"
+            );
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         }
     }
@@ -370,7 +377,10 @@ mod tests {
         );
         // `+` and `/` are standard base64, not base64url.
         let standard = STANDARD.encode(b"{\"algorithm\":\"HMAC-SHA256\",\"user_id\":\">>>???\"}");
-        assert!(standard.contains('+') || standard.contains('/'), "{standard}");
+        assert!(
+            standard.contains('+') || standard.contains('/'),
+            "{standard}"
+        );
         assert_eq!(
             check(&signed_segment(&standard)),
             Err(SignedRequestError::BadBase64(Segment::Payload))
@@ -386,26 +396,48 @@ mod tests {
     fn claims_are_typed() {
         let ok = |claims: Value| check(&signed_claims(&claims));
         let base = |user: Value| json!({"algorithm": "HMAC-SHA256", "issued_at": 1_700_000_000, "user_id": user});
-        assert_eq!(ok(base(json!(90071992547409931u64))).unwrap().user_id, "90071992547409931");
+        assert_eq!(
+            ok(base(json!(90071992547409931u64))).unwrap().user_id,
+            "90071992547409931"
+        );
         assert_eq!(ok(base(json!("218471"))).unwrap().expires, None);
         for (claims, expected) in [
-            (json!({"algorithm": "HMAC-SHA256", "issued_at": 1}), SignedRequestError::MissingClaim("user_id")),
-            (base(json!(null)), SignedRequestError::MissingClaim("user_id")),
+            (
+                json!({"algorithm": "HMAC-SHA256", "issued_at": 1}),
+                SignedRequestError::MissingClaim("user_id"),
+            ),
+            (
+                base(json!(null)),
+                SignedRequestError::MissingClaim("user_id"),
+            ),
             (base(json!("")), SignedRequestError::BadClaim("user_id")),
-            (base(json!("12\n3")), SignedRequestError::BadClaim("user_id")),
+            (
+                base(json!("12\n3")),
+                SignedRequestError::BadClaim("user_id"),
+            ),
             (base(json!(-5)), SignedRequestError::BadClaim("user_id")),
             (base(json!(1.5)), SignedRequestError::BadClaim("user_id")),
             (base(json!(["1"])), SignedRequestError::BadClaim("user_id")),
-            (json!({"algorithm": "HMAC-SHA256", "user_id": "1"}), SignedRequestError::MissingClaim("issued_at")),
-            (json!({"algorithm": "HMAC-SHA256", "user_id": "1", "issued_at": "soon"}), SignedRequestError::BadClaim("issued_at")),
-            (json!({"algorithm": "HMAC-SHA256", "user_id": "1", "issued_at": 1, "expires": "x"}), SignedRequestError::BadClaim("expires")),
+            (
+                json!({"algorithm": "HMAC-SHA256", "user_id": "1"}),
+                SignedRequestError::MissingClaim("issued_at"),
+            ),
+            (
+                json!({"algorithm": "HMAC-SHA256", "user_id": "1", "issued_at": "soon"}),
+                SignedRequestError::BadClaim("issued_at"),
+            ),
+            (
+                json!({"algorithm": "HMAC-SHA256", "user_id": "1", "issued_at": 1, "expires": "x"}),
+                SignedRequestError::BadClaim("expires"),
+            ),
         ] {
             let err = ok(claims.clone()).unwrap_err();
             assert_eq!(err, expected, "{claims}");
             assert_eq!(err.status(), StatusCode::BAD_REQUEST);
         }
         // Unknown claims are ignored.
-        let extra = json!({"algorithm": "HMAC-SHA256", "issued_at": 1, "user_id": "1", "new": {"x": 1}});
+        let extra =
+            json!({"algorithm": "HMAC-SHA256", "issued_at": 1, "user_id": "1", "new": {"x": 1}});
         assert!(ok(extra).is_ok());
     }
 
@@ -424,10 +456,22 @@ mod tests {
         assert!(verify_form(raw.as_bytes(), &[&secret()]).is_ok());
         for (body, expected) in [
             ("".to_owned(), SignedRequestError::MissingField),
-            ("signed_requests=1".to_owned(), SignedRequestError::MissingField),
-            (format!("signed_request={sr}&signed_request={sr}"), SignedRequestError::RepeatedField),
-            ("signed_request=".to_owned(), SignedRequestError::NotTwoParts),
-            ("signed_request=a+b.c".to_owned(), SignedRequestError::BadBase64(Segment::Signature)),
+            (
+                "signed_requests=1".to_owned(),
+                SignedRequestError::MissingField,
+            ),
+            (
+                format!("signed_request={sr}&signed_request={sr}"),
+                SignedRequestError::RepeatedField,
+            ),
+            (
+                "signed_request=".to_owned(),
+                SignedRequestError::NotTwoParts,
+            ),
+            (
+                "signed_request=a+b.c".to_owned(),
+                SignedRequestError::BadBase64(Segment::Signature),
+            ),
         ] {
             let err = verify_form(body.as_bytes(), &[&secret()]).unwrap_err();
             assert_eq!(err, expected, "{body}");
