@@ -51,6 +51,21 @@ pub enum DeliveryError {
 }
 
 impl DeliveryError {
+    /// A stable machine-readable code for the problem+json answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            DeliveryError::WrongApp => "wrong_app",
+            DeliveryError::TooLarge(_) => "body_too_large",
+            DeliveryError::TooManyChanges(_) => "too_many_changes",
+            _ => "malformed_delivery",
+        }
+    }
+
+    /// The answer at the edge: [`Self::status`], [`Self::code`] and the reason.
+    pub fn problem(&self) -> crate::edge::Problem {
+        super::problem(self.status(), self.code(), self)
+    }
+
     /// The HTTP status the webhook route answers with.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -44,6 +44,19 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// A stable machine-readable code for the problem+json answer.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::FORBIDDEN => "verification_refused",
+            _ => "invalid_verification_request",
+        }
+    }
+
+    /// The answer at the edge: [`Self::status`], [`Self::code`] and the reason.
+    pub fn problem(&self) -> crate::edge::Problem {
+        super::problem(self.status(), self.code(), self)
+    }
+
     /// The HTTP status the route answers with.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -2,10 +2,11 @@
 //! `signed_request` of the deauthorize and data-deletion callbacks — verified and parsed as pure
 //! functions over the exact bytes received, so the route only moves bytes and maps errors.
 //!
-//! Order at the route: [`signature::raw_body`] → [`signature::verify`] → [`delivery::parse`];
-//! nothing is parsed before its signature holds. Every error has a `status()`: 400 malformed,
-//! 401 bad or missing signature, 403 wrong app or verify token, 413 too large, and 500 only when
-//! ThreadStorm itself has no usable secret configured (Meta then retries; nothing is lost).
+//! Order at the route: [`crate::edge::body`] (limit [`MAX_BODY_BYTES`]) → [`signature::verify`]
+//! → [`delivery::parse`]; nothing is parsed before its signature holds. Every error has a
+//! `status()` and a `problem()` for the edge: 400 malformed, 401 bad or missing signature, 403
+//! wrong app or verify token, 413 too large, and 500 only when ThreadStorm itself has no usable
+//! secret or app id configured (Meta then retries, so nothing is lost while it is fixed).
 
 pub mod delivery;
 pub mod handshake;
@@ -14,16 +15,35 @@ pub mod signed_request;
 
 pub use lambda_http::http::StatusCode;
 
+use std::fmt;
+
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 use crate::config::Secret;
+use crate::edge::Problem;
 
-/// The largest webhook or callback body accepted (1 MiB): a delivery of 1,000 changes fits many
-/// times over, and nothing bigger is hashed or parsed.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The largest webhook body accepted (2 MiB), above the edge's general limit on purpose: Meta
+/// batches up to 1,000 changes, and a reply (about 450 bytes of fields plus up to 500 bytes of
+/// text, which Meta's `\uXXXX` escaping can triple) is at most about 2 KB on the wire. Nothing
+/// bigger is hashed or parsed.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// The problem+json answer for a refusal: its status, a stable code and what was wrong. A 5xx
+/// (ThreadStorm's own configuration) says only that a retry will be answered.
+fn problem(status: StatusCode, code: &'static str, refusal: &dyn fmt::Display) -> Problem {
+    if status.is_server_error() {
+        Problem::new(
+            status.as_u16(),
+            "not_configured",
+            "ThreadStorm cannot verify Meta's calls right now; retried calls will be answered",
+        )
+    } else {
+        Problem::new(status.as_u16(), code, refusal.to_string())
+    }
+}
 
 /// The outcome of checking one tag against every configured secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,5 +133,56 @@ mod tests {
         assert_eq!(check_mac(&[&empty], b"body", &tag), MacCheck::NoSecret);
         assert_eq!(check_mac(&[], b"body", &tag), MacCheck::NoSecret);
         assert!(hmac_sha256(&empty, b"body").is_empty());
+    }
+
+    #[test]
+    fn refusals_become_problems_and_configuration_faults_say_nothing_inside() {
+        use super::delivery::DeliveryError;
+        use super::handshake::HandshakeError;
+        use super::signature::SignatureError;
+        use super::signed_request::{Segment, SignedRequestError};
+        let cases: [(Problem, u16, &str); 8] = [
+            (SignatureError::Mismatch.problem(), 401, "invalid_signature"),
+            (
+                SignatureError::TooLarge(3 << 20).problem(),
+                413,
+                "body_too_large",
+            ),
+            (
+                HandshakeError::WrongToken.problem(),
+                403,
+                "verification_refused",
+            ),
+            (
+                HandshakeError::BadChallenge.problem(),
+                400,
+                "invalid_verification_request",
+            ),
+            (DeliveryError::WrongApp.problem(), 403, "wrong_app"),
+            (
+                DeliveryError::TooManyChanges(1001).problem(),
+                413,
+                "too_many_changes",
+            ),
+            (DeliveryError::NoValues.problem(), 400, "malformed_delivery"),
+            (
+                SignedRequestError::BadBase64(Segment::Payload).problem(),
+                400,
+                "malformed_signed_request",
+            ),
+        ];
+        for (problem, status, code) in cases {
+            assert_eq!((problem.status, problem.code), (status, code), "{problem}");
+            assert!(!problem.detail.is_empty());
+        }
+        for problem in [
+            SignatureError::NoSecret.problem(),
+            HandshakeError::NoToken.problem(),
+            DeliveryError::NoAppId.problem(),
+            SignedRequestError::NoSecret.problem(),
+        ] {
+            assert_eq!((problem.status, problem.code), (500, "not_configured"));
+            assert!(!problem.detail.contains("secret") && !problem.detail.contains("token"));
+        }
     }
 }

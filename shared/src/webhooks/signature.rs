@@ -55,6 +55,20 @@ pub enum SignatureError {
 }
 
 impl SignatureError {
+    /// A stable machine-readable code for the problem+json answer.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::BAD_REQUEST => "malformed_body",
+            _ => "invalid_signature",
+        }
+    }
+
+    /// The answer at the edge: [`Self::status`], [`Self::code`] and the reason.
+    pub fn problem(&self) -> crate::edge::Problem {
+        super::problem(self.status(), self.code(), self)
+    }
+
     /// The HTTP status the webhook route answers with.
     pub fn status(&self) -> StatusCode {
         match self {

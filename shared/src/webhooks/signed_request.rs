@@ -79,6 +79,20 @@ pub enum SignedRequestError {
 }
 
 impl SignedRequestError {
+    /// A stable machine-readable code for the problem+json answer.
+    pub fn code(&self) -> &'static str {
+        match self.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
+            StatusCode::UNAUTHORIZED => "invalid_signature",
+            _ => "malformed_signed_request",
+        }
+    }
+
+    /// The answer at the edge: [`Self::status`], [`Self::code`] and the reason.
+    pub fn problem(&self) -> crate::edge::Problem {
+        super::problem(self.status(), self.code(), self)
+    }
+
     /// The HTTP status the callback route answers with.
     pub fn status(&self) -> StatusCode {
         match self {
