@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_secretsmanager::Client;
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
 
 use crate::config::Secret;
 
@@ -193,7 +192,7 @@ impl SecretReader {
             }
             Err(err) => Err(SecretsError::Unavailable {
                 id: id.to_owned(),
-                message: DisplayErrorContext(err).to_string(),
+                message: crate::aws::describe_error(&err),
             }),
         }
     }

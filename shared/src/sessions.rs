@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::ReturnValue;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -44,8 +43,6 @@ const PART_CHARS: usize = 43;
 const TOKEN_CHARS: usize = PART_CHARS * 2 + 1;
 /// Shortest signing key accepted, in bytes (the generated secret is 64 characters).
 const MIN_KEY_BYTES: usize = 32;
-/// How often, at most, a bad signature makes this function re-read the signing key.
-const KEY_REFRESH: Duration = Duration::from_secs(30);
 
 /// How long sessions live and how often their renewal is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +53,9 @@ pub struct SessionLimits {
     pub absolute: Duration,
     /// Renewal (sliding the idle deadline) is written at most this often per session.
     pub renew_after: Duration,
+    /// A token whose signature fails with the cached keys makes this function re-read the signing
+    /// key (a rotation may have finished elsewhere) at most this often.
+    pub key_refresh_after: Duration,
 }
 
 impl Default for SessionLimits {
@@ -64,6 +64,7 @@ impl Default for SessionLimits {
             idle: Duration::from_secs(12 * 3600),
             absolute: Duration::from_secs(7 * 24 * 3600),
             renew_after: Duration::from_secs(5 * 60),
+            key_refresh_after: Duration::from_secs(30),
         }
     }
 }
@@ -346,7 +347,7 @@ impl Sessions {
         // A key rotated in elsewhere may be newer than this function's cached one.
         if let Some(fresh) = self
             .secrets
-            .refresh_if_older_than(&self.key_secret_id, KEY_REFRESH)
+            .refresh_if_older_than(&self.key_secret_id, self.limits.key_refresh_after)
             .await?
             && verifies(fresh.iter(), id_text, &signature)
         {
@@ -365,13 +366,13 @@ impl Sessions {
         err: aws_sdk_dynamodb::error::SdkError<E, R>,
     ) -> SessionError
     where
-        E: std::error::Error + 'static,
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: fmt::Debug,
     {
         SessionError::Store(StoreError {
             operation,
             table: self.table.clone(),
-            message: DisplayErrorContext(err).to_string(),
+            message: crate::aws::describe_error(&err),
         })
     }
 }

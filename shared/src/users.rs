@@ -10,7 +10,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use time::OffsetDateTime;
 
@@ -206,7 +205,9 @@ impl Users {
             user_id: UserId::new_random(),
             threads_user_id: threads_user_id.clone(),
             role,
-            created_at: self.clock.now(),
+            // Stored in whole seconds: keep what is returned equal to what is read back.
+            created_at: OffsetDateTime::from_unix_timestamp(self.clock.now().unix_timestamp())
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         };
         if self.create(&user).await? {
             return Ok(Login {
@@ -316,8 +317,7 @@ impl Users {
                 if guard_taken {
                     Ok(false)
                 } else {
-                    Err(self
-                        .store_error("TransactWriteItems", DisplayErrorContext(err).to_string()))
+                    Err(self.store_error("TransactWriteItems", crate::aws::describe_error(&err)))
                 }
             }
         }
@@ -332,7 +332,7 @@ impl Users {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.store_error("GetItem", DisplayErrorContext(e).to_string()))?;
+            .map_err(|e| self.store_error("GetItem", crate::aws::describe_error(&e)))?;
         Ok(output.item)
     }
 

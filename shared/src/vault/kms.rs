@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_kms::Client;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_kms::error::ProvideErrorMetadata;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 use zeroize::Zeroizing;
@@ -18,6 +18,7 @@ use super::cipher::DataKey;
 use super::context::Context;
 use super::format::Envelope;
 use crate::audit::BoxFuture;
+use crate::aws::describe_error;
 
 /// A fresh data key: its plaintext and its KMS-wrapped form.
 pub(crate) struct NewDataKey {
@@ -72,7 +73,7 @@ impl KeyWrapper for KmsWrapper {
                 .set_encryption_context(Some(ctx.kms_map()))
                 .send()
                 .await
-                .map_err(|e| unavailable("GenerateDataKey", DisplayErrorContext(e).to_string()))?;
+                .map_err(|e| unavailable("GenerateDataKey", describe_error(&e)))?;
             let plaintext = output
                 .plaintext()
                 .ok_or_else(|| unavailable("GenerateDataKey", "no plaintext key".into()))?;
@@ -113,7 +114,7 @@ impl KeyWrapper for KmsWrapper {
                     return Err(if refused {
                         VaultError::Undecryptable
                     } else {
-                        unavailable("Decrypt", DisplayErrorContext(err).to_string())
+                        unavailable("Decrypt", describe_error(&err))
                     });
                 }
             };
@@ -164,8 +165,17 @@ impl CacheLimits {
     }
 }
 
+/// A cached data key for sealing: its plaintext and its wrapped form (stored in each token).
+pub(crate) struct SealingKey {
+    pub plaintext: DataKey,
+    pub wrapped: Vec<u8>,
+}
+
+/// Decryption cache key: (wrapped data key, canonical context).
+type OpeningKey = (Vec<u8>, Vec<u8>);
+
 struct EncryptEntry {
-    key: Arc<(DataKey, Vec<u8>)>,
+    key: Arc<SealingKey>,
     born: Instant,
     uses: u64,
 }
@@ -180,7 +190,7 @@ pub(crate) struct KmsKeys {
     wrapper: Box<dyn KeyWrapper>,
     limits: CacheLimits,
     encrypt: Mutex<HashMap<Vec<u8>, EncryptEntry>>,
-    decrypt: Mutex<HashMap<(Vec<u8>, Vec<u8>), DecryptEntry>>,
+    decrypt: Mutex<HashMap<OpeningKey, DecryptEntry>>,
     calls: AtomicU64,
 }
 
@@ -200,7 +210,7 @@ impl KmsKeys {
     }
 
     /// A data key for sealing under `ctx`: its plaintext and wrapped form.
-    pub async fn for_sealing(&self, ctx: &Context) -> Result<Arc<(DataKey, Vec<u8>)>, VaultError> {
+    pub async fn for_sealing(&self, ctx: &Context) -> Result<Arc<SealingKey>, VaultError> {
         {
             let mut cache = lock(&self.encrypt);
             if let Some(entry) = cache.get_mut(ctx.canonical())
@@ -213,7 +223,10 @@ impl KmsKeys {
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
         let new = self.wrapper.generate(ctx).await?;
-        let key = Arc::new((new.plaintext, new.wrapped));
+        let key = Arc::new(SealingKey {
+            plaintext: new.plaintext,
+            wrapped: new.wrapped,
+        });
         let now = Instant::now();
         if self.limits.max_uses > 0 {
             let mut cache = lock(&self.encrypt);
@@ -230,7 +243,7 @@ impl KmsKeys {
             }
         }
         // The token about to be sealed can be opened at once without a KMS call.
-        self.remember_unwrapped(&key.1, ctx, Arc::new(key.0.clone()), now);
+        self.remember_unwrapped(&key.wrapped, ctx, Arc::new(key.plaintext.clone()), now);
         Ok(key)
     }
 
@@ -240,7 +253,7 @@ impl KmsKeys {
         wrapped: &[u8],
         ctx: &Context,
     ) -> Result<Arc<DataKey>, VaultError> {
-        let cache_key = (wrapped.to_vec(), ctx.canonical().to_vec());
+        let cache_key: OpeningKey = (wrapped.to_vec(), ctx.canonical().to_vec());
         if let Some(entry) = lock(&self.decrypt).get(&cache_key)
             && entry.born.elapsed() < self.limits.max_age
         {

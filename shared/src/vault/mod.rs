@@ -333,10 +333,10 @@ impl Vault {
             Engine::Kms(keys) => {
                 let key = keys.for_sealing(&ctx).await?;
                 let (nonce, ciphertext) =
-                    cipher::encrypt(&key.0, ctx.canonical(), token.as_bytes());
+                    cipher::encrypt(&key.plaintext, ctx.canonical(), token.as_bytes());
                 Envelope {
                     scheme: Scheme::Kms,
-                    key_ref: key.1.clone(),
+                    key_ref: key.wrapped.clone(),
                     nonce,
                     ciphertext,
                 }
