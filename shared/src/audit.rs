@@ -213,6 +213,18 @@ impl Audit {
         Self::new(Arc::new(DynamoAuditSink::new(client, table)), logs.audit)
     }
 
+    /// The AuditTable and audit switch of `config`.
+    pub fn from_config(
+        client: Client,
+        config: &crate::config::Config,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::dynamodb(
+            client,
+            config.resource(crate::resources::Resource::AuditTable)?,
+            &config.logs,
+        ))
+    }
+
     /// Redacts `record` and appends it, unless audit logs are off and it is not a security record.
     pub async fn record(&self, record: AuditRecord) -> Result<Recorded, AuditError> {
         if !self.enabled && record.category != Category::Security {
@@ -360,6 +372,7 @@ pub fn is_secret_key(key: &str) -> bool {
         "signed_request",
         "api_key",
         "session",
+        "session_id",
         "session_token",
         "private_key",
         "plaintext",
@@ -408,8 +421,10 @@ pub fn redact_text(text: &str) -> String {
         if bytes[i] == b'=' {
             // The key: the run of key characters right before '='.
             let start = text[..i]
-                .rfind(|c: char| !is_key_char(c))
-                .map_or(0, |p| p + 1);
+                .char_indices()
+                .rev()
+                .find(|(_, c)| !is_key_char(*c))
+                .map_or(0, |(p, c)| p + c.len_utf8());
             let key = &text[start..i];
             if !key.is_empty() && (is_secret_key(key) || crate::threads::is_sensitive_param(key)) {
                 let end = value_end(bytes, i + 1);
@@ -529,6 +544,30 @@ mod tests {
         assert_eq!(redact_text("no secrets here=1"), "no secrets here=1");
         assert_eq!(redact_text("code="), "code=");
         assert_eq!(redact_text("é code=ü&x=1"), "é code=<redacted>&x=1");
+        assert_eq!(redact_text("écode=1"), "écode=<redacted>");
+        assert_eq!(
+            redact_text("ü=1 ñaccess_token=x"),
+            "ü=1 ñaccess_token=<redacted>"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn redaction_never_panics_on_any_text(text in "\\PC{0,120}") {
+            let _ = redact_text(&text);
+        }
+
+        #[test]
+        fn redaction_never_panics_near_separators(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof!["=", "&", "é", "code", "Bearer ", "token", " ", "ü=", "#"],
+                0..30,
+            )
+        ) {
+            let text: String = parts.concat();
+            let clean = redact_text(&text);
+            proptest::prop_assert!(clean.is_char_boundary(clean.len()));
+        }
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub(crate) type DataKey = Zeroizing<[u8; 32]>;
 pub(crate) fn encrypt(key: &DataKey, aad: &[u8], plaintext: &[u8]) -> ([u8; NONCE_LEN], Vec<u8>) {
     let nonce: [u8; NONCE_LEN] = rand::random();
     let cipher = Aes256Gcm::new(&(**key).into());
-    // Encryption only fails for inputs longer than 2^36 bytes; tokens are bounded far below.
+    // Encryption only fails for inputs longer than 2^36 bytes; `Vault::seal` bounds tokens to 8 KiB.
     let ciphertext = cipher
         .encrypt(
             &Nonce::from(nonce),

@@ -50,15 +50,15 @@ impl LocalKey {
     /// `TOKEN_ENCRYPTION_KEY` takes (`openssl rand -base64 32`).
     pub fn from_base64(text: &str) -> Result<Self, VaultError> {
         let text = text.trim();
-        let padded = match text.len() % 4 {
+        let padded = Zeroizing::new(match text.len() % 4 {
             2 => format!("{text}=="),
             3 => format!("{text}="),
             _ => text.to_owned(),
-        };
+        });
         let bytes = Zeroizing::new(
             STANDARD
-                .decode(&padded)
-                .or_else(|_| URL_SAFE.decode(&padded))
+                .decode(padded.as_bytes())
+                .or_else(|_| URL_SAFE.decode(padded.as_bytes()))
                 .map_err(|_| VaultError::LocalKey("a key is not base64".into()))?,
         );
         let bytes: [u8; 32] = bytes.as_slice().try_into().map_err(|_| {

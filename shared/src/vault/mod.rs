@@ -6,7 +6,7 @@
 //! nonce, and the owner context given both to KMS (`EncryptionContext`, visible in CloudTrail) and
 //! to AES-GCM (associated data) — the second check holds even where KMS would not enforce the
 //! first. With KMS off, local AES-256-GCM keys do the same (see [`LocalKeyRing`]). Every opening is
-//! audited. The stored format is described in [`format`](self#ciphertext-format).
+//! audited. KMS calls are kept off the hot path by bounded data-key caches ([`CacheLimits`]).
 //!
 //! # Ciphertext format
 //! Standard base64 of: version (1 byte, = 1) · scheme (1 byte: 1 KMS, 2 local key) · key reference
@@ -36,6 +36,10 @@ use crate::secrets::{SecretReader, SecretsError};
 use context::Context;
 use format::Envelope;
 use kms::{KeyWrapper, KmsKeys, KmsWrapper};
+
+/// Longest token accepted for sealing, in bytes (Threads tokens are a few hundred): keeps every
+/// sealed token under [`MAX_SEALED_CHARS`], so whatever is sealed can be opened.
+pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 
 /// How often, at most, an unknown local key id makes the vault re-read its key secret.
 const LOCAL_KEY_REFRESH: Duration = Duration::from_secs(30);
@@ -72,6 +76,9 @@ pub enum VaultError {
     },
     #[error("token owner: {0}")]
     InvalidOwner(&'static str),
+    /// The value to seal is empty or longer than [`MAX_TOKEN_BYTES`].
+    #[error("token to seal is empty or longer than {MAX_TOKEN_BYTES} bytes")]
+    TokenSize,
     /// The local key configuration is unusable.
     #[error("local token key: {0}")]
     LocalKey(String),
@@ -102,6 +109,7 @@ impl VaultError {
             VaultError::SchemeMismatch { .. } => "scheme_mismatch",
             VaultError::KmsUnavailable { .. } => "kms_unavailable",
             VaultError::InvalidOwner(_) => "invalid_owner",
+            VaultError::TokenSize => "token_size",
             VaultError::LocalKey(_) => "local_key",
             VaultError::Config(_) => "config",
             VaultError::Secrets(_) => "secrets",
@@ -328,6 +336,9 @@ impl Vault {
         owner: &TokenOwner,
         purpose: Purpose,
     ) -> Result<SealedToken, VaultError> {
+        if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
+            return Err(VaultError::TokenSize);
+        }
         let ctx = Context::new(owner, purpose)?;
         let envelope = match &self.engine {
             Engine::Kms(keys) => {

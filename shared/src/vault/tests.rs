@@ -381,6 +381,29 @@ async fn errors_and_debug_output_never_contain_the_token_or_keys() {
 }
 
 #[tokio::test]
+async fn the_largest_token_sealed_still_opens_and_larger_or_empty_ones_are_refused() {
+    let (_w, _s, vault) = careless_vault(CacheLimits::default());
+    let a = owner("user-a", "1");
+    let largest = "T".repeat(MAX_TOKEN_BYTES);
+    let sealed = vault
+        .seal(&largest, &a, Purpose::ThreadsAccessToken)
+        .await
+        .unwrap();
+    assert!(sealed.as_str().len() <= MAX_SEALED_CHARS);
+    let opened = vault
+        .unseal(sealed.as_str(), &a, Purpose::ThreadsAccessToken, "t")
+        .await
+        .unwrap();
+    assert_eq!(opened.expose(), largest);
+    for bad in [String::new(), "T".repeat(MAX_TOKEN_BYTES + 1)] {
+        assert!(matches!(
+            vault.seal(&bad, &a, Purpose::ThreadsAccessToken).await,
+            Err(VaultError::TokenSize)
+        ));
+    }
+}
+
+#[tokio::test]
 async fn an_unauditable_opening_returns_no_token() {
     struct Broken;
     impl crate::audit::AuditSink for Broken {
