@@ -99,7 +99,7 @@ async fn a_session_is_issued_verified_renewed_and_revoked() {
         "{cookie}"
     );
     assert!(
-        cookie.contains("Max-Age=604800; Path=/; Secure; HttpOnly; SameSite=Lax"),
+        cookie.contains("Max-Age=604800; Path=/; HttpOnly; Secure; SameSite=Lax"),
         "{cookie}"
     );
 

@@ -20,12 +20,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use lambda_http::http::HeaderMap;
-use lambda_http::http::header::{AUTHORIZATION, COOKIE};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Secret};
+use crate::edge;
 use crate::resources::Resource;
 use crate::secrets::{SecretReader, SecretsError};
 use crate::store::{Condition, Conditional, Item, StoreError, n, put_if, s};
@@ -414,9 +414,7 @@ fn verifies<'a>(keys: impl Iterator<Item = &'a Secret>, id_text: &str, signature
 
 /// The table key of a session: a SHA-256 of its id, never the id itself.
 fn record_key(id: &[u8; ID_BYTES]) -> String {
-    let digest = Sha256::digest(id);
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("session#{hex}")
+    format!("session#{}", hex::encode(Sha256::digest(id)))
 }
 
 fn read_session(item: &Item) -> Result<Session, SessionError> {
@@ -451,44 +449,21 @@ fn at(unix: i64) -> OffsetDateTime {
 
 /// The `Set-Cookie` value that gives a browser `token` for `max_age`.
 pub fn set_cookie(token: &SessionToken, max_age: Duration) -> String {
-    format!(
-        "{SESSION_COOKIE}={}; Max-Age={}; Path=/; Secure; HttpOnly; SameSite=Lax",
-        token.expose(),
-        max_age.as_secs()
-    )
+    edge::set_cookie(SESSION_COOKIE, token.expose(), secs(max_age))
 }
 
 /// The `Set-Cookie` value that removes the session cookie (logout).
 pub fn clear_cookie() -> String {
-    format!("{SESSION_COOKIE}=; Max-Age=0; Path=/; Secure; HttpOnly; SameSite=Lax")
+    edge::clear_cookie(SESSION_COOKIE)
 }
 
 /// The session token a request carries: `Authorization: Bearer <token>` (API clients) if present,
-/// else the session cookie. Only finds it; [`Sessions::verify`] decides whether it is valid.
+/// else the session cookie (refused if sent twice, see [`edge::cookie`]). Only finds it;
+/// [`Sessions::verify`] decides whether it is valid.
 pub fn token_from_headers(headers: &HeaderMap) -> Option<SessionToken> {
     const MAX_CHARS: usize = 1024;
-    let bearer = headers
-        .get_all(AUTHORIZATION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            let (scheme, credential) = v.trim().split_once(' ')?;
-            scheme
-                .eq_ignore_ascii_case("bearer")
-                .then(|| credential.trim())
-        });
-    let cookie = || {
-        headers
-            .get_all(COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == SESSION_COOKIE)
-            .map(|(_, value)| value.trim().trim_matches('"'))
-    };
-    bearer
-        .or_else(cookie)
+    edge::bearer(headers)
+        .or_else(|| edge::cookie(headers, SESSION_COOKIE))
         .filter(|t| !t.is_empty() && t.len() <= MAX_CHARS)
         .map(SessionToken::new)
 }
@@ -567,7 +542,7 @@ mod tests {
         let cookie = set_cookie(&SessionToken::new("tok"), Duration::from_secs(604800));
         assert_eq!(
             cookie,
-            "__Host-threadstorm_session=tok; Max-Age=604800; Path=/; Secure; HttpOnly; SameSite=Lax"
+            "__Host-threadstorm_session=tok; Max-Age=604800; Path=/; HttpOnly; Secure; SameSite=Lax"
         );
         assert!(clear_cookie().contains("Max-Age=0"));
     }

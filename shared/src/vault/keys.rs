@@ -96,7 +96,7 @@ impl LocalKey {
     }
 
     pub fn id_hex(&self) -> String {
-        hex(&self.id)
+        hex::encode(self.id)
     }
 
     pub(crate) fn key(&self) -> &DataKey {
@@ -164,10 +164,6 @@ impl LocalKeyRing {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -468,7 +468,7 @@ fn open_local(
     let key = ring
         .find(&envelope.key_ref)
         .ok_or_else(|| VaultError::UnknownLocalKey {
-            key_id: keys::hex(&envelope.key_ref),
+            key_id: hex::encode(&envelope.key_ref),
         })?;
     Ok(cipher::decrypt(
         key.key(),
