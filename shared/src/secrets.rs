@@ -86,7 +86,8 @@ impl SecretReader {
         }
     }
 
-    /// The `AWSCURRENT` value of secret `id` (a name or ARN).
+    /// The `AWSCURRENT` value of secret `id` (a name or ARN). A cache miss reads both stages, so a
+    /// later [`SecretReader::current_and_previous`] is served from the cache.
     pub async fn current(&self, id: &str) -> Result<Secret, SecretsError> {
         Ok(self.versions(id).await?.current.clone())
     }
