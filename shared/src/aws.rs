@@ -29,3 +29,20 @@ impl AwsClients {
         }
     }
 }
+
+/// A short description of an SDK error for logs and error messages: `Code: message` for a service
+/// error, the error chain otherwise (timeouts, connection failures). Leaves out the raw response.
+pub fn describe_error<E, R>(err: &aws_sdk_kms::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_kms::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match err.as_service_error() {
+        Some(service) => format!(
+            "{}: {}",
+            service.code().unwrap_or("UnknownError"),
+            service.message().unwrap_or("no message")
+        ),
+        None => aws_sdk_kms::error::DisplayErrorContext(err).to_string(),
+    }
+}

@@ -82,6 +82,9 @@ pub struct Config {
     pub kms_key_id: Option<String>,
     /// `TOKEN_ENCRYPTION_KEY`: local fallback key material, only read when KMS is off.
     pub token_encryption_key: Option<Secret>,
+    /// `ADMIN_THREADS_USER_IDS`: comma-separated Threads user ids that become `super_admin` on
+    /// their first login. Empty when unset.
+    pub admin_threads_user_ids: Vec<crate::threads::UserId>,
     /// Where and as whom ThreadStorm talks to Threads.
     pub threads: ThreadsSettings,
     /// `PROHIBITED_TERMS`: comma-separated terms no post may contain (brand protection). Unset,
@@ -176,6 +179,7 @@ impl Config {
             });
         }
         let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
+        let admin_threads_user_ids = admin_ids(get("ADMIN_THREADS_USER_IDS"))?;
         let prohibited_terms = match get("PROHIBITED_TERMS") {
             None => ProhibitedTerms::default(),
             Some(list) => {
@@ -243,6 +247,7 @@ impl Config {
             kms_encryption,
             kms_key_id,
             token_encryption_key,
+            admin_threads_user_ids,
             threads,
             prohibited_terms,
             resources,
@@ -331,6 +336,23 @@ fn http_url(var: &'static str, value: &str, production_mode: bool) -> Result<(),
             "must be https (plain http only for a local stack on loopback)",
         )),
     }
+}
+
+fn admin_ids(value: Option<String>) -> Result<Vec<crate::threads::UserId>, ConfigError> {
+    let mut ids = Vec::new();
+    for raw in value.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if raw.is_empty() {
+            continue;
+        }
+        let id = crate::threads::UserId::parse(raw).map_err(|e| ConfigError::Malformed {
+            var: "ADMIN_THREADS_USER_IDS",
+            reason: e.to_string(),
+        })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 fn cors(value: Option<String>) -> Result<CorsOrigins, ConfigError> {
@@ -565,6 +587,31 @@ mod tests {
                 "{bad:?}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn admin_threads_user_ids_are_an_optional_list_of_threads_ids() {
+        let mut env = full_env(poster());
+        assert!(read(&env).unwrap().admin_threads_user_ids.is_empty());
+        env.insert(
+            "ADMIN_THREADS_USER_IDS".into(),
+            " 17841405793187218, ,90071992547409931,17841405793187218".into(),
+        );
+        let ids: Vec<String> = read(&env)
+            .unwrap()
+            .admin_threads_user_ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(ids, ["17841405793187218", "90071992547409931"]);
+        env.insert("ADMIN_THREADS_USER_IDS".into(), "1784,admin".into());
+        assert!(matches!(
+            read(&env),
+            Err(ConfigError::Malformed {
+                var: "ADMIN_THREADS_USER_IDS",
+                ..
+            })
+        ));
     }
 
     #[test]
