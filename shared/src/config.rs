@@ -81,6 +81,9 @@ pub struct Config {
     pub kms_key_id: Option<String>,
     /// `TOKEN_ENCRYPTION_KEY`: local fallback key material, only read when KMS is off.
     pub token_encryption_key: Option<Secret>,
+    /// `ADMIN_THREADS_USER_IDS`: comma-separated Threads user ids that become `super_admin` on
+    /// their first login. Empty when unset.
+    pub admin_threads_user_ids: Vec<crate::threads::UserId>,
     /// Physical names of the tables, queues and secrets this function uses, keyed by resource.
     resources: BTreeMap<Resource, String>,
 }
@@ -157,6 +160,7 @@ impl Config {
             });
         }
         let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
+        let admin_threads_user_ids = admin_ids(get("ADMIN_THREADS_USER_IDS"))?;
 
         let mut resources = BTreeMap::new();
         for resource in function.env_resources() {
@@ -213,6 +217,7 @@ impl Config {
             kms_encryption,
             kms_key_id,
             token_encryption_key,
+            admin_threads_user_ids,
             resources,
         })
     }
@@ -246,6 +251,23 @@ fn flag(
             reason: format!("{other:?} is not a boolean (use true or false)"),
         }),
     }
+}
+
+fn admin_ids(value: Option<String>) -> Result<Vec<crate::threads::UserId>, ConfigError> {
+    let mut ids = Vec::new();
+    for raw in value.iter().flat_map(|v| v.split(',')).map(str::trim) {
+        if raw.is_empty() {
+            continue;
+        }
+        let id = crate::threads::UserId::parse(raw).map_err(|e| ConfigError::Malformed {
+            var: "ADMIN_THREADS_USER_IDS",
+            reason: e.to_string(),
+        })?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+    Ok(ids)
 }
 
 fn cors(value: Option<String>) -> Result<CorsOrigins, ConfigError> {
@@ -414,6 +436,31 @@ mod tests {
             format!("{:?}", config.token_encryption_key),
             "Some(Secret(<redacted>))"
         );
+    }
+
+    #[test]
+    fn admin_threads_user_ids_are_an_optional_list_of_threads_ids() {
+        let mut env = full_env(poster());
+        assert!(read(&env).unwrap().admin_threads_user_ids.is_empty());
+        env.insert(
+            "ADMIN_THREADS_USER_IDS".into(),
+            " 17841405793187218, ,90071992547409931,17841405793187218".into(),
+        );
+        let ids: Vec<String> = read(&env)
+            .unwrap()
+            .admin_threads_user_ids
+            .iter()
+            .map(|id| id.to_string())
+            .collect();
+        assert_eq!(ids, ["17841405793187218", "90071992547409931"]);
+        env.insert("ADMIN_THREADS_USER_IDS".into(), "1784,admin".into());
+        assert!(matches!(
+            read(&env),
+            Err(ConfigError::Malformed {
+                var: "ADMIN_THREADS_USER_IDS",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -3,9 +3,15 @@
 //! Every Lambda function is a thin binary over this crate: it calls [`runtime::start`] to read
 //! its configuration and build its AWS clients once, then hands events to a handler here.
 
+pub mod audit;
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod resources;
 pub mod runtime;
+pub mod secrets;
+pub mod sessions;
 pub mod store;
 pub mod threads;
+pub mod users;
+pub mod vault;

@@ -20,7 +20,7 @@ pub use oauth::{
     AppCredentials, AuthorizeRequest, LongLivedToken, Scope, ShortLivedToken, TokenInfo,
     TokenProblem, clean_code,
 };
-pub use redact::redact_url;
+pub use redact::{is_sensitive_param, redact_url};
 pub use retry::{BACKOFF_BASE, BACKOFF_CAP, backoff, backoff_between};
 pub use types::{
     ContainerFailure, ContainerStatus, Cursors, Deleted, Insight, InsightValue, ListThreads, Media,

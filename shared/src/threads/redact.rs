@@ -3,8 +3,9 @@
 //! The client keeps tokens in headers and form bodies, but Threads' token exchange, refresh and
 //! `debug_token` calls take credentials in the query, and `paging.next` links carry the token.
 
-/// Query parameters whose values are secrets or single-use credentials.
-fn is_sensitive(key: &str) -> bool {
+/// Whether a query parameter's value is a secret or a single-use credential (`access_token`,
+/// `client_secret`, `code`, …). The audit redaction uses the same rule for parameters in text.
+pub fn is_sensitive_param(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("token")
         || key.contains("secret")
@@ -47,7 +48,7 @@ pub fn redact_url(raw: &str) -> String {
         let pairs: Vec<(String, String)> = url
             .query_pairs()
             .map(|(k, v)| {
-                let v = if is_sensitive(&k) {
+                let v = if is_sensitive_param(&k) {
                     REDACTED.to_owned()
                 } else {
                     v.into_owned()
