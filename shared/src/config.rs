@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::policy::ProhibitedTerms;
 use crate::resources::{FunctionSpec, Resource};
 
 /// Why the configuration could not be read. Each variant names the variable at fault.
@@ -84,8 +85,26 @@ pub struct Config {
     /// `ADMIN_THREADS_USER_IDS`: comma-separated Threads user ids that become `super_admin` on
     /// their first login. Empty when unset.
     pub admin_threads_user_ids: Vec<crate::threads::UserId>,
+    /// Where and as whom ThreadStorm talks to Threads.
+    pub threads: ThreadsSettings,
+    /// `PROHIBITED_TERMS`: comma-separated terms no post may contain (brand protection). Unset,
+    /// the defaults in [`crate::policy::DEFAULT_PROHIBITED_TERMS`]; brand protection cannot be
+    /// switched off, only given other terms.
+    pub prohibited_terms: ProhibitedTerms,
     /// Physical names of the tables, queues and secrets this function uses, keyed by resource.
     resources: BTreeMap<Resource, String>,
+}
+
+/// The Threads app and endpoints (`THREADS_APP_ID`, `THREADS_GRAPH_URL`, `THREADS_AUTH_URL`,
+/// `OAUTH_REDIRECT_URI`). The URLs default to Meta's; locally they point at the emulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadsSettings {
+    /// The Threads App ID (numeric), if configured.
+    pub app_id: Option<String>,
+    pub graph_url: String,
+    pub authorize_url: String,
+    /// The exact redirect URI registered with Meta; required by the oauth function.
+    pub redirect_uri: Option<String>,
 }
 
 /// A value that must never be printed. `Debug` shows only that it is set.
@@ -161,6 +180,17 @@ impl Config {
         }
         let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
         let admin_threads_user_ids = admin_ids(get("ADMIN_THREADS_USER_IDS"))?;
+        let prohibited_terms = match get("PROHIBITED_TERMS") {
+            None => ProhibitedTerms::default(),
+            Some(list) => {
+                ProhibitedTerms::parse_list(&list).map_err(|reason| ConfigError::Malformed {
+                    var: "PROHIBITED_TERMS",
+                    reason,
+                })?
+            }
+        };
+
+        let threads = threads_settings(&get, production_mode)?;
 
         let mut resources = BTreeMap::new();
         for resource in function.env_resources() {
@@ -218,6 +248,8 @@ impl Config {
             kms_key_id,
             token_encryption_key,
             admin_threads_user_ids,
+            threads,
+            prohibited_terms,
             resources,
         })
     }
@@ -250,6 +282,59 @@ fn flag(
             var,
             reason: format!("{other:?} is not a boolean (use true or false)"),
         }),
+    }
+}
+
+fn threads_settings(
+    get: &impl Fn(&'static str) -> Option<String>,
+    production_mode: bool,
+) -> Result<ThreadsSettings, ConfigError> {
+    let app_id = get("THREADS_APP_ID").filter(|id| id != "0");
+    if let Some(id) = &app_id
+        && !id.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(ConfigError::Malformed {
+            var: "THREADS_APP_ID",
+            reason: "the Threads App ID is numeric (Meta dashboard → Threads use case → settings)"
+                .into(),
+        });
+    }
+    let url = |var: &'static str, default: &str| -> Result<String, ConfigError> {
+        let value = get(var).unwrap_or_else(|| default.to_owned());
+        http_url(var, &value, production_mode)?;
+        Ok(value.trim_end_matches('/').to_owned())
+    };
+    let graph_url = url("THREADS_GRAPH_URL", crate::threads::DEFAULT_GRAPH_BASE)?;
+    let authorize_url = url("THREADS_AUTH_URL", crate::threads::DEFAULT_AUTHORIZE_URL)?;
+    let redirect_uri = match get("OAUTH_REDIRECT_URI") {
+        Some(uri) => {
+            http_url("OAUTH_REDIRECT_URI", &uri, production_mode)?;
+            Some(uri)
+        }
+        None => None,
+    };
+    Ok(ThreadsSettings {
+        app_id,
+        graph_url,
+        authorize_url,
+        redirect_uri,
+    })
+}
+
+/// An absolute http(s) URL; plain http only for loopback hosts and never in production mode.
+fn http_url(var: &'static str, value: &str, production_mode: bool) -> Result<(), ConfigError> {
+    let malformed = |reason: &str| ConfigError::Malformed {
+        var,
+        reason: format!("{value:?} {reason}"),
+    };
+    let parsed = url::Url::parse(value).map_err(|_| malformed("is not an absolute URL"))?;
+    let loopback = matches!(parsed.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"));
+    match parsed.scheme() {
+        "https" => Ok(()),
+        "http" if loopback && !production_mode => Ok(()),
+        _ => Err(malformed(
+            "must be https (plain http only for a local stack on loopback)",
+        )),
     }
 }
 
@@ -436,6 +521,72 @@ mod tests {
             format!("{:?}", config.token_encryption_key),
             "Some(Secret(<redacted>))"
         );
+    }
+
+    #[test]
+    fn threads_endpoints_default_to_meta_and_must_be_https() {
+        let config = read(&full_env(poster())).unwrap();
+        assert_eq!(config.threads.graph_url, "https://graph.threads.net");
+        assert_eq!(config.threads.app_id, None);
+        let mut env = full_env(poster());
+        env.insert("THREADS_GRAPH_URL".into(), "http://127.0.0.1:8787/".into());
+        env.insert("THREADS_APP_ID".into(), "1234567890".into());
+        let config = read(&env).unwrap();
+        assert_eq!(config.threads.graph_url, "http://127.0.0.1:8787");
+        assert_eq!(config.threads.app_id.as_deref(), Some("1234567890"));
+        for (var, value) in [
+            ("THREADS_GRAPH_URL", "http://graph.example.com"),
+            ("THREADS_AUTH_URL", "not a url"),
+            ("OAUTH_REDIRECT_URI", "/oauth/callback"),
+            ("THREADS_APP_ID", "12ab"),
+        ] {
+            let mut env = full_env(poster());
+            env.insert(var.to_owned(), value.to_owned());
+            assert!(
+                matches!(read(&env), Err(ConfigError::Malformed { var: v, .. }) if v == var),
+                "{var}"
+            );
+        }
+        let mut env = full_env(poster());
+        env.insert("PRODUCTION_MODE".into(), "true".into());
+        env.insert(
+            "OAUTH_REDIRECT_URI".into(),
+            "http://localhost:3000/oauth/callback".into(),
+        );
+        assert!(matches!(
+            read(&env),
+            Err(ConfigError::Malformed {
+                var: "OAUTH_REDIRECT_URI",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn prohibited_terms_default_and_can_be_replaced() {
+        let mut env = full_env(poster());
+        assert_eq!(
+            read(&env).unwrap().prohibited_terms,
+            ProhibitedTerms::default()
+        );
+        env.insert("PROHIBITED_TERMS".into(), "Glimmr, Ace,".into());
+        let terms = read(&env).unwrap().prohibited_terms;
+        assert_eq!(terms.terms().collect::<Vec<_>>(), ["Glimmr", "Ace"]);
+        assert_eq!(terms.find_in("ACE deals!"), Some("Ace"));
+        for bad in [",", "Glimmr, \u{200B}", "Glimmr, ..."] {
+            env.insert("PROHIBITED_TERMS".into(), bad.into());
+            let err = read(&env).expect_err(bad);
+            assert!(
+                matches!(
+                    err,
+                    ConfigError::Malformed {
+                        var: "PROHIBITED_TERMS",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err}"
+            );
+        }
     }
 
     #[test]

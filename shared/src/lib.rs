@@ -4,14 +4,21 @@
 //! its configuration and build its AWS clients once, then hands events to a handler here.
 
 pub mod audit;
+pub mod accounts;
 pub mod aws;
 pub mod clock;
 pub mod config;
+pub mod edge;
+pub mod oauth;
+pub mod pipeline;
+pub mod policy;
+pub mod product;
 pub mod resources;
 pub mod runtime;
 pub mod secrets;
 pub mod sessions;
 pub mod store;
+pub mod storm;
 pub mod threads;
 pub mod users;
 pub mod vault;

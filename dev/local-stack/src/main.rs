@@ -48,7 +48,7 @@ async fn up() -> Result<(), String> {
         &sdk,
         &template,
         "threadstorm-local",
-        StackOptions::default(),
+        StackOptions::local("http://localhost:3000"),
     )
     .await
     .map_err(|e| e.to_string())?;

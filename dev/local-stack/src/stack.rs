@@ -50,6 +50,23 @@ pub struct StackOptions {
     pub secret_values: BTreeMap<String, String>,
 }
 
+impl StackOptions {
+    /// Parameters for a stack on this machine: not production mode (plain-http loopback URLs and a
+    /// local token key are allowed), and a loopback public URL for the OAuth redirect.
+    pub fn local(public_base_url: &str) -> Self {
+        StackOptions {
+            parameters: BTreeMap::from([
+                ("ProductionMode".to_owned(), "false".to_owned()),
+                (
+                    "PublicBaseUrl".to_owned(),
+                    public_base_url.trim_end_matches('/').to_owned(),
+                ),
+            ]),
+            secret_values: BTreeMap::new(),
+        }
+    }
+}
+
 /// The resources of one local stack.
 #[derive(Debug, Clone)]
 pub struct Stack {

@@ -13,6 +13,10 @@ use threadstorm::resources::{FunctionSpec, Resource};
 
 use crate::{Moto, Stack, StackOptions, Template};
 
+/// The public base URL test stacks are configured with (nothing listens there unless a test
+/// starts it).
+pub const LOCAL_BASE_URL: &str = "http://localhost:3000";
+
 /// A freshly created stack in the shared moto server.
 pub struct TestStack {
     pub moto: &'static Moto,
@@ -24,7 +28,7 @@ pub struct TestStack {
 impl TestStack {
     /// Starts moto on first use and creates every resource of template.yaml under a new prefix.
     pub async fn new() -> TestStack {
-        Self::with_options(StackOptions::default()).await
+        Self::with_options(StackOptions::local(LOCAL_BASE_URL)).await
     }
 
     pub async fn with_options(options: StackOptions) -> TestStack {

@@ -479,7 +479,8 @@ fn transport_error(call: Call, err: &reqwest::Error, shown: &str) -> ThreadsErro
         source = cause.source();
     }
     let reason = format!("{call}: {what} calling {shown}{detail}");
-    if err.is_connect() && !err.is_timeout() {
+    // Connecting failed (refused, DNS, TLS, connect timeout): nothing was sent, even on publish.
+    if err.is_connect() {
         return ThreadsError::Transient {
             reason,
             retry_after: None,
