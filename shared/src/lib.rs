@@ -3,8 +3,8 @@
 //! Every Lambda function is a thin binary over this crate: it calls [`runtime::start`] to read
 //! its configuration and build its AWS clients once, then hands events to a handler here.
 
-pub mod audit;
 pub mod accounts;
+pub mod audit;
 pub mod aws;
 pub mod clock;
 pub mod config;
