@@ -85,6 +85,9 @@ pub struct Config {
     /// `ADMIN_THREADS_USER_IDS`: comma-separated Threads user ids that become `super_admin` on
     /// their first login. Empty when unset.
     pub admin_threads_user_ids: Vec<crate::threads::UserId>,
+    /// `TOKEN_REFRESH_WINDOW_DAYS` (1–59, default 7): the refresher renews tokens that expire
+    /// within this many days.
+    pub token_refresh_window_days: u64,
     /// Where and as whom ThreadStorm talks to Threads.
     pub threads: ThreadsSettings,
     /// `PROHIBITED_TERMS`: comma-separated terms no post may contain (brand protection). Unset,
@@ -180,6 +183,18 @@ impl Config {
         }
         let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
         let admin_threads_user_ids = admin_ids(get("ADMIN_THREADS_USER_IDS"))?;
+        let token_refresh_window_days = match get("TOKEN_REFRESH_WINDOW_DAYS") {
+            None => 7,
+            Some(days) => match days.parse::<u64>() {
+                Ok(d) if (1..=59).contains(&d) => d,
+                _ => {
+                    return Err(ConfigError::Malformed {
+                        var: "TOKEN_REFRESH_WINDOW_DAYS",
+                        reason: format!("{days:?} is not a whole number of days from 1 to 59"),
+                    });
+                }
+            },
+        };
         let prohibited_terms = match get("PROHIBITED_TERMS") {
             None => ProhibitedTerms::default(),
             Some(list) => {
@@ -248,6 +263,7 @@ impl Config {
             kms_key_id,
             token_encryption_key,
             admin_threads_user_ids,
+            token_refresh_window_days,
             threads,
             prohibited_terms,
             resources,
@@ -539,6 +555,8 @@ mod tests {
             ("THREADS_AUTH_URL", "not a url"),
             ("OAUTH_REDIRECT_URI", "/oauth/callback"),
             ("THREADS_APP_ID", "12ab"),
+            ("TOKEN_REFRESH_WINDOW_DAYS", "60"),
+            ("TOKEN_REFRESH_WINDOW_DAYS", "a week"),
         ] {
             let mut env = full_env(poster());
             env.insert(var.to_owned(), value.to_owned());

@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod pipeline;
 pub mod policy;
 pub mod product;
+pub mod refresher;
 pub mod resources;
 pub mod runtime;
 pub mod secrets;

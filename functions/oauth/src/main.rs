@@ -1,13 +1,15 @@
 //! Connects Threads accounts: OAuth start, callback and logout.
 
 use lambda_http::{Error, run, service_fn};
+use threadstorm::oauth::routes::OAuth;
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::OAUTH).await?;
-    run(service_fn(|_request| async {
-        Ok::<_, Error>(runtime::not_implemented_response(deps.function.name))
+    let oauth = OAuth::from_deps(&deps).await?;
+    run(service_fn(|request| async {
+        Ok::<_, Error>(oauth.handle(request).await)
     }))
     .await
 }

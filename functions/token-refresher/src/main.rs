@@ -1,15 +1,15 @@
-//! Scheduled refresh of long-lived Threads tokens.
+//! Scheduled refresh of long-lived Threads tokens before they expire.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use threadstorm::refresher::Refresher;
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::TOKEN_REFRESHER).await?;
-    run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
-        Err::<(), _>(runtime::NotImplemented {
-            function: deps.function.name,
-        })
+    let refresher = Refresher::from_deps(&deps).await?;
+    run(service_fn(|_event: LambdaEvent<serde_json::Value>| {
+        refresher.run()
     }))
     .await
 }

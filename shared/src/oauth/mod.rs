@@ -3,4 +3,5 @@
 
 pub mod pkce;
 pub mod return_to;
+pub mod routes;
 pub mod state;
