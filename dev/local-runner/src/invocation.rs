@@ -277,11 +277,11 @@ fn line(record: &InvocationRecord) -> String {
         Trigger::Sqs(batch) => {
             let deleted = batch.messages.iter().filter(|m| m.deleted).count();
             let left = batch.messages.len() - deleted;
-            let reason = batch
-                .retry_reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default();
+            let reason = match (&batch.retry_reason, left) {
+                (Some(r), _) => format!(" ({r})"),
+                (None, 0) => String::new(),
+                (None, _) => " (reported in batchItemFailures)".to_owned(),
+            };
             format!(
                 "SQS {}: {} message(s), {deleted} deleted, {left} left for retry{reason}",
                 batch.queue,
