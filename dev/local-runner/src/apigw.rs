@@ -87,15 +87,15 @@ impl Routes {
                     resource: e.path.clone(),
                     segments: split(&e.path)
                         .into_iter()
-                        .map(|s| {
-                            match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                        .map(
+                            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                                 Some(name) => match name.strip_suffix('+') {
                                     Some(greedy) => Segment::Greedy(greedy.to_owned()),
                                     None => Segment::Param(name.to_owned()),
                                 },
                                 None => Segment::Literal(s.to_owned()),
-                            }
-                        })
+                            },
+                        )
                         .collect(),
                     method: e.method.clone(),
                 })
@@ -115,32 +115,20 @@ impl Routes {
     /// The route for `path` (percent-encoded as received, without the stage) and `method`.
     pub fn find(&self, path: &str, method: &str) -> Option<RouteMatch> {
         let segments = split(path);
-        let mut best: Option<(Vec<u8>, bool, &Route, BTreeMap<String, String>)> = None;
-        for route in &self.routes {
-            let method_fits = route.method == "ANY" || route.method.eq_ignore_ascii_case(method);
-            if !method_fits {
-                continue;
-            }
-            let Some(parameters) = match_segments(&route.segments, &segments) else {
-                continue;
-            };
-            let rank: Vec<u8> = route.segments.iter().map(Segment::rank).collect();
-            let exact_method = route.method != "ANY";
-            let better = match &best {
-                None => true,
-                Some((best_rank, best_exact, _, _)) => {
-                    rank < *best_rank || (rank == *best_rank && exact_method && !best_exact)
-                }
-            };
-            if better {
-                best = Some((rank, exact_method, route, parameters));
-            }
-        }
-        best.map(|(_, _, route, path_parameters)| RouteMatch {
-            function: route.function.clone(),
-            resource: route.resource.clone(),
-            path_parameters,
-        })
+        self.routes
+            .iter()
+            .filter(|r| r.method == "ANY" || r.method.eq_ignore_ascii_case(method))
+            .filter_map(|r| Some((r, match_segments(&r.segments, &segments)?)))
+            // Most specific first; for equal paths, a route for this method before ANY.
+            .min_by_key(|(r, _)| {
+                let rank: Vec<u8> = r.segments.iter().map(Segment::rank).collect();
+                (rank, r.method == "ANY")
+            })
+            .map(|(route, path_parameters)| RouteMatch {
+                function: route.function.clone(),
+                resource: route.resource.clone(),
+                path_parameters,
+            })
     }
 }
 
@@ -325,7 +313,11 @@ pub fn rest_event(
     };
 
     let path = decode(request.resource_path);
-    let path = if path.is_empty() { "/".to_owned() } else { path };
+    let path = if path.is_empty() {
+        "/".to_owned()
+    } else {
+        path
+    };
     let user_agent = request
         .headers
         .get("user-agent")
@@ -388,9 +380,9 @@ pub fn rest_event(
 
 /// A stable six-character resource id, like API Gateway's.
 fn resource_id(resource: &str) -> String {
-    let hash = resource
-        .bytes()
-        .fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+    let hash = resource.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    });
     let alphabet = b"abcdefghijklmnopqrstuvwxyz0123456789";
     (0..6)
         .map(|i| alphabet[((hash >> (i * 8)) % alphabet.len() as u64) as usize] as char)
@@ -412,9 +404,7 @@ pub struct MappedResponse {
 pub fn map_response(payload: &[u8]) -> Result<MappedResponse, String> {
     let value: Value =
         serde_json::from_slice(payload).map_err(|e| format!("response is not JSON: {e}"))?;
-    let object = value
-        .as_object()
-        .ok_or("response is not a JSON object")?;
+    let object = value.as_object().ok_or("response is not a JSON object")?;
     let status = match object.get("statusCode") {
         Some(Value::Number(n)) => n.as_u64(),
         Some(Value::String(s)) => s.trim().parse().ok(),
@@ -443,8 +433,8 @@ pub fn map_response(payload: &[u8]) -> Result<MappedResponse, String> {
                 .as_array()
                 .ok_or_else(|| format!("multiValueHeaders.{name} is not a list"))?;
             for value in values {
-                let value =
-                    text(value).ok_or_else(|| format!("multiValueHeaders.{name} holds a non-string"))?;
+                let value = text(value)
+                    .ok_or_else(|| format!("multiValueHeaders.{name} holds a non-string"))?;
                 headers.push((name.clone(), value));
             }
         }
@@ -496,7 +486,12 @@ pub(crate) fn router(front: Arc<Front>) -> Router {
     Router::new().fallback(handle).with_state(front)
 }
 
-fn gateway_error(status: StatusCode, error_type: &str, message: &str, request_id: &str) -> Response {
+fn gateway_error(
+    status: StatusCode,
+    error_type: &str,
+    message: &str,
+    request_id: &str,
+) -> Response {
     let mut response = Response::new(Body::from(json!({ "message": message }).to_string()));
     *response.status_mut() = status;
     let headers = response.headers_mut();
@@ -527,7 +522,12 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
     let full_path = parts.uri.path().to_owned();
 
     let Some(resource_path) = strip_stage(&full_path, &front.api.stage) else {
-        return gateway_error(StatusCode::FORBIDDEN, "ForbiddenException", "Forbidden", &request_id);
+        return gateway_error(
+            StatusCode::FORBIDDEN,
+            "ForbiddenException",
+            "Forbidden",
+            &request_id,
+        );
     };
     let Some(route) = front.routes.find(resource_path, &method) else {
         return gateway_error(
@@ -566,7 +566,13 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
         body: &body,
         source_ip,
     };
-    let event = rest_event(&http, &route, &front.context, &request_id, OffsetDateTime::now_utc());
+    let event = rest_event(
+        &http,
+        &route,
+        &front.context,
+        &request_id,
+        OffsetDateTime::now_utc(),
+    );
     let event = serde_json::to_vec(&event).unwrap_or_default();
 
     let invocation = match tokio::time::timeout(INTEGRATION_TIMEOUT, function.invoke(event)).await {
@@ -625,13 +631,15 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
 
 fn build_response(mapped: MappedResponse, request_id: &str) -> Response {
     let mut response = Response::new(Body::from(mapped.body));
-    *response.status_mut() =
-        StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
+    *response.status_mut() = StatusCode::from_u16(mapped.status).unwrap_or(StatusCode::BAD_GATEWAY);
     let headers = response.headers_mut();
     for (name, value) in mapped.headers {
         // Framing is API Gateway's business, not the function's.
         let lower = name.to_ascii_lowercase();
-        if matches!(lower.as_str(), "content-length" | "transfer-encoding" | "connection") {
+        if matches!(
+            lower.as_str(),
+            "content-length" | "transfer-encoding" | "connection"
+        ) {
             continue;
         }
         if let (Ok(name), Ok(value)) = (
@@ -681,7 +689,10 @@ mod tests {
     fn routes() -> Routes {
         Routes::new(&[
             function("Api", &[("GET", "/"), ("ANY", "/v1/{proxy+}")]),
-            function("Items", &[("GET", "/v1/items/{code}"), ("POST", "/v1/items")]),
+            function(
+                "Items",
+                &[("GET", "/v1/items/{code}"), ("POST", "/v1/items")],
+            ),
             function("Status", &[("GET", "/meta/deletion-status/{code}")]),
         ])
     }
@@ -715,7 +726,9 @@ mod tests {
         assert!(r.find("/", "POST").is_none());
         assert!(r.find("/meta/deletion-status", "GET").is_none());
         assert_eq!(
-            r.find("/meta/deletion-status/x%2Fy", "GET").unwrap().path_parameters["code"],
+            r.find("/meta/deletion-status/x%2Fy", "GET")
+                .unwrap()
+                .path_parameters["code"],
             "x/y"
         );
     }
@@ -773,8 +786,17 @@ mod tests {
 
     #[test]
     fn query_strings_are_decoded_once_with_every_value_kept() {
-        let event = event_for("GET", "/v1/items/x", Some("a=1&a=2&b=x+y&c=%2B%20"), &[], b"");
-        assert_eq!(event["multiValueQueryStringParameters"]["a"], json!(["1", "2"]));
+        let event = event_for(
+            "GET",
+            "/v1/items/x",
+            Some("a=1&a=2&b=x+y&c=%2B%20"),
+            &[],
+            b"",
+        );
+        assert_eq!(
+            event["multiValueQueryStringParameters"]["a"],
+            json!(["1", "2"])
+        );
         assert_eq!(event["queryStringParameters"]["a"], "2");
         assert_eq!(event["queryStringParameters"]["b"], "x y");
         assert_eq!(event["queryStringParameters"]["c"], "+ ");
@@ -879,8 +901,15 @@ mod tests {
             br#"{"statusCode":200,"headers":{"a":{"b":1}}}"#,
             br#"{"statusCode":200,"body":"%%%","isBase64Encoded":true}"#,
         ] {
-            assert!(map_response(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                map_response(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
-        assert_eq!(map_response(br#"{"statusCode":"204"}"#).unwrap().status, 204);
+        assert_eq!(
+            map_response(br#"{"statusCode":"204"}"#).unwrap().status,
+            204
+        );
     }
 }

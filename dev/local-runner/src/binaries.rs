@@ -65,8 +65,8 @@ async fn target_dir() -> Result<PathBuf, BuildError> {
             String::from_utf8_lossy(&output.stderr).into_owned(),
         ));
     }
-    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
-        .map_err(|e| BuildError::Metadata(e.to_string()))?;
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&output.stdout).map_err(|e| BuildError::Metadata(e.to_string()))?;
     metadata
         .get("target_directory")
         .and_then(|v| v.as_str())

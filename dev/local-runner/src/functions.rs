@@ -309,7 +309,10 @@ pub fn rest_api(
         .into_iter()
         .flatten()
         .map(|(k, v)| {
-            let text = v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string());
+            let text = v
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string());
             (k.clone(), text)
         })
         .collect();

@@ -204,7 +204,9 @@ impl Journal {
 
     fn lock(&self) -> MutexGuard<'_, JournalInner> {
         // A panic while holding the lock leaves plain data behind: keep using it.
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub fn record(&self, invocation: &Invocation, trigger: Trigger) {

@@ -9,7 +9,9 @@ use clap::{Parser, Subcommand};
 use local_runner::{Binaries, FunctionLogs, FunctionState, Runner, RunnerOptions};
 
 #[derive(Parser)]
-#[command(about = "Runs ThreadStorm's functions locally, as Lambda, API Gateway, SQS and EventBridge would")]
+#[command(
+    about = "Runs ThreadStorm's functions locally, as Lambda, API Gateway, SQS and EventBridge would"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -277,10 +277,7 @@ impl Runner {
             .map(|p| p.display().to_string())
             .unwrap_or_default();
         let lambda = [
-            (
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
-                def.memory_mb.to_string(),
-            ),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", def.memory_mb.to_string()),
             ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST".to_owned()),
             ("AWS_LAMBDA_LOG_GROUP_NAME", format!("/aws/lambda/{name}")),
             ("AWS_LAMBDA_LOG_STREAM_NAME", stream),

@@ -154,26 +154,32 @@ async fn next(State(state): State<Arc<ApiState>>) -> Response {
         }
     };
     put("lambda-runtime-aws-request-id", &pending.request_id);
-    put("lambda-runtime-deadline-ms", &pending.deadline_ms.to_string());
+    put(
+        "lambda-runtime-deadline-ms",
+        &pending.deadline_ms.to_string(),
+    );
     put("lambda-runtime-invoked-function-arn", &pending.function_arn);
     put("lambda-runtime-trace-id", &pending.trace_id);
     put("content-type", "application/json");
     (StatusCode::OK, headers, Body::from(pending.event)).into_response()
 }
 
-/// Takes `request_id` off the in-flight slot, or says why it cannot.
-fn settle(state: &ApiState, request_id: &str) -> Result<(), Response> {
+/// Takes `request_id` off the in-flight slot; false when it is not the invocation in progress.
+fn settle(state: &ApiState, request_id: &str) -> bool {
     let mut lifecycle = state.lifecycle();
-    if lifecycle.in_flight.as_deref() == Some(request_id) {
+    let in_flight = lifecycle.in_flight.as_deref() == Some(request_id);
+    if in_flight {
         lifecycle.in_flight = None;
-        Ok(())
-    } else {
-        Err(refused(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestID",
-            &format!("{request_id} is not the invocation in progress"),
-        ))
     }
+    in_flight
+}
+
+fn unknown_request(request_id: &str) -> Response {
+    refused(
+        StatusCode::BAD_REQUEST,
+        "InvalidRequestID",
+        &format!("{request_id} is not the invocation in progress"),
+    )
 }
 
 async fn response(
@@ -181,8 +187,8 @@ async fn response(
     Path(request_id): Path<String>,
     request: Request,
 ) -> Response {
-    if let Err(refusal) = settle(&state, &request_id) {
-        return refusal;
+    if !settle(&state, &request_id) {
+        return unknown_request(&request_id);
     }
     match axum::body::to_bytes(request.into_body(), MAX_RESPONSE_BYTES).await {
         Ok(body) => {
@@ -193,7 +199,9 @@ async fn response(
             accepted()
         }
         Err(_) => {
-            let message = format!("Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).");
+            let message = format!(
+                "Response payload size exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes)."
+            );
             let _ = state.events.send(RuntimeEvent::Error {
                 request_id,
                 error: ErrorBody::new("Function.ResponseSizeTooLarge", &message),
@@ -212,13 +220,11 @@ async fn error(
     Path(request_id): Path<String>,
     request: Request,
 ) -> Response {
-    if let Err(refusal) = settle(&state, &request_id) {
-        return refusal;
+    if !settle(&state, &request_id) {
+        return unknown_request(&request_id);
     }
     let error = read_error(request).await;
-    let _ = state
-        .events
-        .send(RuntimeEvent::Error { request_id, error });
+    let _ = state.events.send(RuntimeEvent::Error { request_id, error });
     accepted()
 }
 

@@ -133,7 +133,13 @@ pub(crate) async fn fire(
     account: &str,
     journal: &Journal,
 ) -> Option<crate::invocation::Invocation> {
-    let event = scheduled_event(schedule, rule_arn, region, account, OffsetDateTime::now_utc());
+    let event = scheduled_event(
+        schedule,
+        rule_arn,
+        region,
+        account,
+        OffsetDateTime::now_utc(),
+    );
     let invocation = function
         .invoke(serde_json::to_vec(&event).unwrap_or_default())
         .await
@@ -153,12 +159,24 @@ mod tests {
 
     #[test]
     fn rates_parse() {
-        assert_eq!(period("rate(1 minute)"), Period::Every(Duration::from_secs(60)));
-        assert_eq!(period("rate(6 hours)"), Period::Every(Duration::from_secs(21_600)));
-        assert_eq!(period("rate(2 days)"), Period::Every(Duration::from_secs(172_800)));
+        assert_eq!(
+            period("rate(1 minute)"),
+            Period::Every(Duration::from_secs(60))
+        );
+        assert_eq!(
+            period("rate(6 hours)"),
+            Period::Every(Duration::from_secs(21_600))
+        );
+        assert_eq!(
+            period("rate(2 days)"),
+            Period::Every(Duration::from_secs(172_800))
+        );
         assert!(matches!(period("rate(0 minutes)"), Period::Unsupported(_)));
         assert!(matches!(period("rate(5 weeks)"), Period::Unsupported(_)));
-        assert!(matches!(period("cron(0 12 * * ? *)"), Period::Unsupported(_)));
+        assert!(matches!(
+            period("cron(0 12 * * ? *)"),
+            Period::Unsupported(_)
+        ));
     }
 
     #[test]

@@ -45,14 +45,15 @@ pub(crate) fn serve(listener: TcpListener, router: Router) -> std::io::Result<Se
                 }
             };
             let router = router.clone();
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-                request.extensions_mut().insert(Peer(peer));
-                let router = router.clone();
-                async move {
-                    let Ok(response) = router.oneshot(request).await;
-                    Ok::<_, Infallible>(response)
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                    request.extensions_mut().insert(Peer(peer));
+                    let router = router.clone();
+                    async move {
+                        let Ok(response) = router.oneshot(request).await;
+                        Ok::<_, Infallible>(response)
+                    }
+                });
             connections.spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)

@@ -39,10 +39,16 @@ pub enum Verdict {
 }
 
 /// Lambda's reading of an invocation's outcome for a batch with `message_ids`.
-pub fn judge(outcome: &Outcome, report_batch_item_failures: bool, message_ids: &[String]) -> Verdict {
+pub fn judge(
+    outcome: &Outcome,
+    report_batch_item_failures: bool,
+    message_ids: &[String],
+) -> Verdict {
     let payload = match outcome {
         Outcome::Response(payload) => payload,
-        Outcome::FunctionError(e) => return Verdict::DeleteNone(format!("function error {}", e.error_type)),
+        Outcome::FunctionError(e) => {
+            return Verdict::DeleteNone(format!("function error {}", e.error_type));
+        }
         Outcome::TimedOut(_) => return Verdict::DeleteNone("timed out".into()),
         Outcome::Crashed(_) => return Verdict::DeleteNone("runtime exited".into()),
         Outcome::InitFailed(_) => return Verdict::DeleteNone("init failed".into()),
@@ -126,8 +132,13 @@ pub fn sqs_event(messages: &[Message], queue_arn: &str, region: &str) -> Value {
                 "eventSourceARN": queue_arn,
                 "awsRegion": region,
             });
-            if let (Some(md5), Some(object)) = (m.md5_of_message_attributes(), record.as_object_mut()) {
-                object.insert("md5OfMessageAttributes".into(), Value::String(md5.to_owned()));
+            if let (Some(md5), Some(object)) =
+                (m.md5_of_message_attributes(), record.as_object_mut())
+            {
+                object.insert(
+                    "md5OfMessageAttributes".into(),
+                    Value::String(md5.to_owned()),
+                );
             }
             record
         })
@@ -180,7 +191,10 @@ impl Poller {
                 }
                 Err(error) => {
                     if last_error.as_deref() != Some(error.as_str()) {
-                        eprintln!("local-runner: {name} polling {}: {error}", self.mapping.queue);
+                        eprintln!(
+                            "local-runner: {name} polling {}: {error}",
+                            self.mapping.queue
+                        );
                     }
                     last_error = Some(error);
                     tokio::select! {
@@ -221,7 +235,11 @@ impl Poller {
             .iter()
             .map(|m| m.message_id().unwrap_or_default().to_owned())
             .collect();
-        let verdict = judge(&invocation.outcome, self.mapping.report_batch_item_failures, &ids);
+        let verdict = judge(
+            &invocation.outcome,
+            self.mapping.report_batch_item_failures,
+            &ids,
+        );
         let keep: HashSet<String> = match &verdict {
             Verdict::DeleteAll => HashSet::new(),
             Verdict::DeleteAllBut(failed) => failed.clone(),
@@ -394,8 +412,14 @@ mod tests {
             Outcome::Crashed(error.clone()),
             Outcome::InitFailed(error),
         ] {
-            assert!(matches!(judge(&outcome, true, &ids()), Verdict::DeleteNone(_)));
-            assert!(matches!(judge(&outcome, false, &ids()), Verdict::DeleteNone(_)));
+            assert!(matches!(
+                judge(&outcome, true, &ids()),
+                Verdict::DeleteNone(_)
+            ));
+            assert!(matches!(
+                judge(&outcome, false, &ids()),
+                Verdict::DeleteNone(_)
+            ));
         }
     }
 
@@ -417,11 +441,18 @@ mod tests {
                     .unwrap(),
             )
             .build();
-        let event = sqs_event(&[message], "arn:aws:sqs:us-east-1:123456789012:q.fifo", "us-east-1");
+        let event = sqs_event(
+            &[message],
+            "arn:aws:sqs:us-east-1:123456789012:q.fifo",
+            "us-east-1",
+        );
         let record = &event["Records"][0];
         assert_eq!(record["messageId"], "m1");
         assert_eq!(record["eventSource"], "aws:sqs");
-        assert_eq!(record["eventSourceARN"], "arn:aws:sqs:us-east-1:123456789012:q.fifo");
+        assert_eq!(
+            record["eventSourceARN"],
+            "arn:aws:sqs:us-east-1:123456789012:q.fifo"
+        );
         assert_eq!(record["attributes"]["MessageGroupId"], "acct-1");
         assert_eq!(record["messageAttributes"]["kind"]["stringValue"], "post");
         let typed: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(event).unwrap();

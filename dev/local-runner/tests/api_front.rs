@@ -99,7 +99,9 @@ async fn a_request_becomes_the_rest_event_lambda_http_reads() {
     let expected_name = format!("{}-EchoFunction", runner.stack().name);
     assert_eq!(seen["function_name"], expected_name.as_str());
 
-    let item = reqwest::get(format!("{url}/items/abc%2Fdef")).await.unwrap();
+    let item = reqwest::get(format!("{url}/items/abc%2Fdef"))
+        .await
+        .unwrap();
     assert_eq!(item.status(), 200);
     let seen = json_of(item).await;
     assert_eq!(seen["path_parameters"], json!({"code": ["abc/def"]}));
@@ -128,9 +130,15 @@ async fn the_raw_event_has_the_rest_proxy_shape() {
     assert_eq!(event["httpMethod"], "POST");
     assert_eq!(event["pathParameters"], json!({"proxy": "things"}));
     assert_eq!(event["queryStringParameters"], json!({"tag": "b"}));
-    assert_eq!(event["multiValueQueryStringParameters"], json!({"tag": ["a", "b"]}));
+    assert_eq!(
+        event["multiValueQueryStringParameters"],
+        json!({"tag": ["a", "b"]})
+    );
     assert_eq!(event["headers"]["content-type"], "application/json");
-    assert_eq!(event["multiValueHeaders"]["content-type"], json!(["application/json"]));
+    assert_eq!(
+        event["multiValueHeaders"]["content-type"],
+        json!(["application/json"])
+    );
     assert_eq!(event["headers"]["x-multi"], "two");
     assert_eq!(event["multiValueHeaders"]["x-multi"], json!(["one", "two"]));
     assert_eq!(event["stageVariables"], Value::Null);
@@ -142,7 +150,11 @@ async fn the_raw_event_has_the_rest_proxy_shape() {
     assert_eq!(context["resourcePath"], "/raw/{proxy+}");
     assert_eq!(context["httpMethod"], "POST");
     assert_eq!(context["identity"]["sourceIp"], "127.0.0.1");
-    assert!(context["requestId"].as_str().is_some_and(|id| id.len() == 36));
+    assert!(
+        context["requestId"]
+            .as_str()
+            .is_some_and(|id| id.len() == 36)
+    );
 
     // A binary body arrives base64-encoded, byte for byte.
     let bytes: Vec<u8> = (0u8..=255).collect();
@@ -159,7 +171,10 @@ async fn the_raw_event_has_the_rest_proxy_shape() {
     assert_eq!(event["isBase64Encoded"], true);
     assert_eq!(event["body"], BASE64.encode(&bytes));
     assert_eq!(event["queryStringParameters"], Value::Null);
-    assert_eq!(event["body"].as_str().map(|b| BASE64.decode(b).unwrap()), Some(bytes));
+    assert_eq!(
+        event["body"].as_str().map(|b| BASE64.decode(b).unwrap()),
+        Some(bytes)
+    );
     runner.shutdown().await;
 }
 
@@ -182,7 +197,11 @@ async fn binary_bodies_and_repeated_headers_map_back() {
     .await;
     assert_eq!(seen["body_base64"], BASE64.encode(&bytes));
 
-    let binary = client.get(format!("{url}/echo/x/binary")).send().await.unwrap();
+    let binary = client
+        .get(format!("{url}/echo/x/binary"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(binary.status(), 200);
     assert_eq!(binary.headers()["content-type"], "image/png");
     assert_eq!(
@@ -190,7 +209,11 @@ async fn binary_bodies_and_repeated_headers_map_back() {
         vec![0x89, b'P', b'N', b'G', 0, 255]
     );
 
-    let cookies = client.get(format!("{url}/echo/x/cookies")).send().await.unwrap();
+    let cookies = client
+        .get(format!("{url}/echo/x/cookies"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(cookies.status(), 201);
     let set: Vec<&str> = cookies
         .headers()

@@ -79,7 +79,10 @@ async fn functions_get_lambdas_environment_and_invocation_headers() {
         )]);
     })
     .await;
-    let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let before = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
     let result = runner
         .invoke("GoodFunction", &json!({"action": "env"}))
         .await
@@ -90,19 +93,35 @@ async fn functions_get_lambdas_environment_and_invocation_headers() {
     assert_eq!(env["AWS_LAMBDA_FUNCTION_NAME"], name.as_str());
     assert_eq!(env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"], "256");
     assert_eq!(env["AWS_LAMBDA_FUNCTION_VERSION"], "$LATEST");
-    assert_eq!(env["AWS_LAMBDA_LOG_GROUP_NAME"], format!("/aws/lambda/{name}").as_str());
-    assert!(env["AWS_LAMBDA_LOG_STREAM_NAME"].as_str().unwrap().contains("/[$LATEST]"));
+    assert_eq!(
+        env["AWS_LAMBDA_LOG_GROUP_NAME"],
+        format!("/aws/lambda/{name}").as_str()
+    );
+    assert!(
+        env["AWS_LAMBDA_LOG_STREAM_NAME"]
+            .as_str()
+            .unwrap()
+            .contains("/[$LATEST]")
+    );
     assert_eq!(env["_HANDLER"], "bootstrap");
     assert_eq!(env["AWS_REGION"], "us-east-1");
     assert_eq!(env["AWS_ENDPOINT_URL"], runner.endpoint());
-    assert!(env["AWS_LAMBDA_RUNTIME_API"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        env["AWS_LAMBDA_RUNTIME_API"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     assert_eq!(env["GREETING"], "hello");
     assert_eq!(
         env["QUEUE_URL"],
         runner.stack().reference("SomeQueue").unwrap()
     );
     assert_eq!(env["THREADS_GRAPH_URL"], "http://127.0.0.1:9");
-    assert_eq!(env["THREADS_AUTH_URL"], "http://127.0.0.1:9/oauth/authorize");
+    assert_eq!(
+        env["THREADS_AUTH_URL"],
+        "http://127.0.0.1:9/oauth/authorize"
+    );
     assert_eq!(env["EXTRA"], "yes");
     // A clean environment, as in Lambda: nothing of the runner's own leaks in.
     assert!(env.get("CARGO_MANIFEST_DIR").is_none());
@@ -115,7 +134,10 @@ async fn functions_get_lambdas_environment_and_invocation_headers() {
     );
     assert!(seen["trace_id"].as_str().unwrap().starts_with("Root=1-"));
     let deadline = seen["deadline_ms"].as_u64().unwrap();
-    assert!(deadline >= before + 900 && deadline <= before + 3000, "{deadline} vs {before}");
+    assert!(
+        deadline >= before + 900 && deadline <= before + 3000,
+        "{deadline} vs {before}"
+    );
     runner.shutdown().await;
 }
 
@@ -146,16 +168,35 @@ async fn init_failures_are_reported_and_the_function_is_marked_failed() {
         panic!("ExitingInitFunction should have failed");
     };
     assert_eq!(error.error_type, "Runtime.ExitError");
-    assert_eq!(error.error_message, "Runtime exited with error: exit status 1");
+    assert_eq!(
+        error.error_message,
+        "Runtime exited with error: exit status 1"
+    );
     let output = runner.function_output("ExitingInitFunction").unwrap();
-    assert!(output.iter().any(|l| l.contains("configuration")), "{output:?}");
+    assert!(
+        output.iter().any(|l| l.contains("configuration")),
+        "{output:?}"
+    );
 
     // Every invocation of a failed function returns its init error; nothing is run.
-    let result = runner.invoke("BrokenInitFunction", &json!({})).await.unwrap();
-    assert!(matches!(&result.outcome, Outcome::InitFailed(e) if e.error_type == "FixtureInitError"));
-    assert!(runner.cold_starts().iter().all(|c| !c.function.contains("Init")));
+    let result = runner
+        .invoke("BrokenInitFunction", &json!({}))
+        .await
+        .unwrap();
+    assert!(
+        matches!(&result.outcome, Outcome::InitFailed(e) if e.error_type == "FixtureInitError")
+    );
+    assert!(
+        runner
+            .cold_starts()
+            .iter()
+            .all(|c| !c.function.contains("Init"))
+    );
     // The others run.
-    assert_eq!(runner.function_state("GoodFunction").unwrap(), FunctionState::Ready);
+    assert_eq!(
+        runner.function_state("GoodFunction").unwrap(),
+        FunctionState::Ready
+    );
     runner.shutdown().await;
 }
 
@@ -163,7 +204,10 @@ async fn init_failures_are_reported_and_the_function_is_marked_failed() {
 async fn direct_invocations_time_out_crash_and_restart_like_lambda() {
     let (runner, _file) = runner(|_| {}).await;
 
-    let ok = runner.invoke("GoodFunction", &json!({"n": 1})).await.unwrap();
+    let ok = runner
+        .invoke("GoodFunction", &json!({"n": 1}))
+        .await
+        .unwrap();
     assert_eq!(ok.json(), Some(json!({"n": 1})));
 
     let slow = runner
@@ -175,7 +219,10 @@ async fn direct_invocations_time_out_crash_and_restart_like_lambda() {
     };
     assert_eq!(
         error.error_message,
-        format!("RequestId: {} Error: Task timed out after 1.00 seconds", slow.request_id)
+        format!(
+            "RequestId: {} Error: Task timed out after 1.00 seconds",
+            slow.request_id
+        )
     );
 
     let crash = runner
@@ -191,9 +238,15 @@ async fn direct_invocations_time_out_crash_and_restart_like_lambda() {
         .invoke("GoodFunction", &json!({"action": "panic"}))
         .await
         .unwrap();
-    assert!(matches!(panic.outcome, Outcome::FunctionError(_)), "{panic:?}");
+    assert!(
+        matches!(panic.outcome, Outcome::FunctionError(_)),
+        "{panic:?}"
+    );
 
-    let after = runner.invoke("GoodFunction", &json!({"n": 2})).await.unwrap();
+    let after = runner
+        .invoke("GoodFunction", &json!({"n": 2}))
+        .await
+        .unwrap();
     assert_eq!(after.json(), Some(json!({"n": 2})));
 
     let causes: Vec<StartCause> = runner
@@ -204,7 +257,11 @@ async fn direct_invocations_time_out_crash_and_restart_like_lambda() {
         .collect();
     assert_eq!(
         causes,
-        vec![StartCause::First, StartCause::AfterTimeout, StartCause::AfterCrash]
+        vec![
+            StartCause::First,
+            StartCause::AfterTimeout,
+            StartCause::AfterCrash
+        ]
     );
     let kinds: Vec<OutcomeKind> = runner
         .invocations()
@@ -250,7 +307,10 @@ async fn schedules_fire_on_a_sped_up_clock_and_on_demand() {
     assert!(fired, "{:#?}", runner.invocations());
 
     // The fixture answers with the event it was given.
-    let now = runner.fire_schedule("TickFunction", Some("Nightly")).await.unwrap();
+    let now = runner
+        .fire_schedule("TickFunction", Some("Nightly"))
+        .await
+        .unwrap();
     let event = now.json().unwrap();
     assert_eq!(event["detail-type"], "Scheduled Event");
     assert_eq!(event["source"], "aws.events");
@@ -264,7 +324,12 @@ async fn schedules_fire_on_a_sped_up_clock_and_on_demand() {
             .starts_with("arn:aws:events:us-east-1:123456789012:rule/")
     );
     assert!(event["time"].as_str().unwrap().ends_with('Z'));
-    assert!(runner.fire_schedule("TickFunction", Some("Nope")).await.is_err());
+    assert!(
+        runner
+            .fire_schedule("TickFunction", Some("Nope"))
+            .await
+            .is_err()
+    );
     runner.shutdown().await;
 }
 
@@ -308,7 +373,11 @@ async fn the_real_api_function_starts_and_answers_through_the_front() {
         assert_eq!(body["status"], 501);
     }
     // Routes of functions not started are not deployed.
-    let oauth = client.get(format!("{url}/oauth/start")).send().await.unwrap();
+    let oauth = client
+        .get(format!("{url}/oauth/start"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(oauth.status(), 403);
     runner.shutdown().await;
 }

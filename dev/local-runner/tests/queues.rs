@@ -220,7 +220,13 @@ async fn a_panic_is_a_function_error_and_the_batch_is_retried() {
         seen.iter().map(|d| (d.0, d.1)).collect::<Vec<_>>(),
         vec![(1, false), (2, true)]
     );
-    assert!(seen[0].2.as_deref().unwrap_or("").contains("function error"));
+    assert!(
+        seen[0]
+            .2
+            .as_deref()
+            .unwrap_or("")
+            .contains("function error")
+    );
     // The runtime caught the panic: the same process went on.
     assert_eq!(f.runner.cold_starts().len(), 1);
     f.runner.shutdown().await;
@@ -283,9 +289,7 @@ async fn a_malformed_batch_response_fails_the_whole_batch() {
     // Wait for the ok message to be deleted (in a batch of its own, or after the batch retried).
     let _ = f
         .runner
-        .wait_for_invocations(PATIENCE, |log| {
-            deliveries(log, &ids[0]).len() >= 2
-        })
+        .wait_for_invocations(PATIENCE, |log| deliveries(log, &ids[0]).len() >= 2)
         .await;
     let log = f.runner.invocations();
     let with_malformed = common::batches_with(&log, &ids[0]);

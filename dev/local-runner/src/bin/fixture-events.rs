@@ -35,7 +35,10 @@ async fn sqs(records: &[Value]) -> Result<Value, Error> {
     let mut failed_groups: HashSet<String> = HashSet::new();
     for record in records {
         let id = record["messageId"].as_str().unwrap_or_default().to_owned();
-        let group = record["attributes"]["MessageGroupId"].as_str().unwrap_or_default().to_owned();
+        let group = record["attributes"]["MessageGroupId"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         let first = record["attributes"]["ApproximateReceiveCount"].as_str() == Some("1");
         if failed_groups.contains(&group) {
             failures.push(json!({"itemIdentifier": id}));
@@ -70,7 +73,10 @@ async fn handle(event: LambdaEvent<Value>) -> Result<Value, Error> {
         return sqs(records).await;
     }
     if payload.get("httpMethod").is_some() {
-        if payload["path"].as_str().is_some_and(|p| p.ends_with("/malformed")) {
+        if payload["path"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("/malformed"))
+        {
             return Ok(json!({"body": "no status code"}));
         }
         return Ok(json!({

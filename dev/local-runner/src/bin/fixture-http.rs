@@ -12,7 +12,9 @@ use lambda_http::request::RequestContext;
 use lambda_http::{Body, Error, Request, RequestExt, Response, run, service_fn};
 use serde_json::json;
 
-fn multi(map: lambda_http::aws_lambda_events::query_map::QueryMap) -> BTreeMap<String, Vec<String>> {
+fn multi(
+    map: lambda_http::aws_lambda_events::query_map::QueryMap,
+) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (k, v) in map.iter() {
         out.entry(k.to_owned()).or_default().push(v.to_owned());

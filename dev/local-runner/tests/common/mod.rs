@@ -67,10 +67,7 @@ fn fixture_dir() -> PathBuf {
 /// Options that run `template_text` with the fixture binaries against the shared moto server,
 /// schedules off, function output kept quiet.
 pub fn options(template_text: &str) -> (RunnerOptions, TemplateFile) {
-    let path = std::env::temp_dir().join(format!(
-        "local-runner-test-{}.yaml",
-        uuid_like()
-    ));
+    let path = std::env::temp_dir().join(format!("local-runner-test-{}.yaml", uuid_like()));
     if let Err(e) = std::fs::write(&path, template_text) {
         panic!("writing {}: {e}", path.display());
     }
@@ -127,7 +124,10 @@ pub fn deliveries(log: &[InvocationRecord], message_id: &str) -> Vec<(u32, bool,
 }
 
 /// Every SQS invocation record whose batch held `message_id`.
-pub fn batches_with<'a>(log: &'a [InvocationRecord], message_id: &str) -> Vec<&'a InvocationRecord> {
+pub fn batches_with<'a>(
+    log: &'a [InvocationRecord],
+    message_id: &str,
+) -> Vec<&'a InvocationRecord> {
     log.iter()
         .filter(|r| match &r.trigger {
             Trigger::Sqs(batch) => batch.messages.iter().any(|m| m.message_id == message_id),
