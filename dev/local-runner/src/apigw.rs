@@ -248,10 +248,11 @@ pub fn rest_event(
         }
         _ => request.source_ip.clone(),
     };
+    let compact: String = request_id.chars().filter(|c| *c != '-').collect();
     let trace = format!(
         "Root=1-{:08x}-{}",
         now.unix_timestamp(),
-        &request_id.replace('-', "")[..24]
+        compact.get(..24).unwrap_or(&compact)
     );
     for (name, value) in [
         ("x-forwarded-for", forwarded_for),
@@ -349,7 +350,7 @@ pub fn rest_event(
             "resourceId": resource_id(&route.resource),
             "resourcePath": route.resource,
             "httpMethod": request.method,
-            "extendedRequestId": request_id.replace('-', "")[..16].to_owned(),
+            "extendedRequestId": compact.get(..16).unwrap_or(&compact),
             "requestId": request_id,
             "requestTime": request_time,
             "requestTimeEpoch": (now.unix_timestamp_nanos() / 1_000_000) as i64,
