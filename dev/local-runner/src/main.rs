@@ -1,0 +1,203 @@
+//! `local-runner up`: builds the function binaries, starts moto (unless `AWS_ENDPOINT_URL`
+//! answers) with template.yaml's resources, runs every function behind a local Runtime API, serves
+//! the REST API under its stage, polls the queues and fires the schedules — until Ctrl-C.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use local_runner::{Binaries, FunctionLogs, FunctionState, Runner, RunnerOptions};
+
+#[derive(Parser)]
+#[command(
+    about = "Runs ThreadStorm's functions locally, as Lambda, API Gateway, SQS and EventBridge would"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start everything and run until Ctrl-C.
+    Up(Up),
+}
+
+#[derive(clap::Args)]
+struct Up {
+    /// Port of the API Gateway front on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Run schedules this many times faster (60: rate(1 minute) fires every second).
+    #[arg(long, default_value_t = 1.0)]
+    speedup: f64,
+    /// Cargo profile to build the function binaries with.
+    #[arg(long, default_value = "dev")]
+    profile: String,
+    /// Use binaries already built in this directory instead of building them.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Stack name (physical resource names start with it).
+    #[arg(long, default_value = "threadstorm-local")]
+    stack_name: String,
+    /// The Threads emulator's base URL, passed to the functions.
+    #[arg(long, env = "THREADS_EMULATOR_URL")]
+    threads_url: Option<String>,
+    /// The SAM template (default: the workspace's template.yaml).
+    #[arg(long)]
+    template: Option<PathBuf>,
+    /// Only these functions (logical ids or binary names, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    functions: Option<Vec<String>>,
+    /// Template parameter overrides, `Name=Value` (repeatable).
+    #[arg(long = "parameter", value_parser = parse_pair)]
+    parameters: Vec<(String, String)>,
+    /// Keep the functions' own output off the terminal.
+    #[arg(long)]
+    quiet_functions: bool,
+    /// Do not fire schedules by themselves.
+    #[arg(long)]
+    no_schedules: bool,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{text:?} is not Name=Value"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let Cli {
+        command: Command::Up(up),
+    } = Cli::parse();
+    match run(up).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("local-runner: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
+    let options = RunnerOptions {
+        template: up.template,
+        binaries: match up.bin_dir {
+            Some(dir) => Binaries::Dir(dir),
+            None => Binaries::Build {
+                profile: up.profile,
+            },
+        },
+        threads_url: up.threads_url,
+        stack_name: Some(up.stack_name),
+        parameters: up.parameters.into_iter().collect(),
+        api_port: up.port,
+        schedule_speedup: up.speedup,
+        run_schedules: !up.no_schedules,
+        functions: up.functions,
+        function_logs: if up.quiet_functions {
+            FunctionLogs::Quiet
+        } else {
+            FunctionLogs::Stderr
+        },
+        ..RunnerOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let runner = Runner::start(options).await?;
+    report(&runner, started.elapsed());
+
+    wait_for_stop().await;
+    eprintln!("local-runner: stopping");
+    runner.shutdown().await;
+    Ok(())
+}
+
+fn report(runner: &Runner, took: std::time::Duration) {
+    let moto = if runner.started_moto() {
+        "moto started by the runner"
+    } else {
+        "AWS_ENDPOINT_URL"
+    };
+    println!(
+        "\nThreadStorm running locally (AWS at {}, {moto}; stack {})",
+        runner.endpoint(),
+        runner.stack().name
+    );
+    if let Some(build) = runner.build_time() {
+        println!("  function binaries built in {:.1} s", build.as_secs_f64());
+    }
+    println!("\nfunctions (cold start = process start to its first request for work):");
+    let cold = runner.cold_starts();
+    for name in runner.function_names() {
+        let state = match runner.function_state(&name) {
+            Ok(FunctionState::Ready) => "ready".to_owned(),
+            Ok(FunctionState::Failed(e)) => format!("FAILED: {} {}", e.error_type, e.error_message),
+            Ok(other) => format!("{other:?}"),
+            Err(e) => e.to_string(),
+        };
+        let start = cold
+            .iter()
+            .find(|c| c.function == name)
+            .map(|c| {
+                let memory = c
+                    .rss_kib
+                    .map(|k| format!(", {:.1} MB", k as f64 / 1024.0))
+                    .unwrap_or_default();
+                format!("{:.1} ms{memory}", c.duration.as_secs_f64() * 1000.0)
+            })
+            .unwrap_or_else(|| "-".to_owned());
+        println!("  {name:<26} {start:<20} {state}");
+    }
+    if let Some(url) = runner.api_url() {
+        println!("\nAPI at {url}");
+        for (method, path, function) in runner.routes() {
+            println!("  {method:<6} {path:<36} {function}");
+        }
+    }
+    if !runner.mappings().is_empty() {
+        println!("\nqueues polled:");
+        for m in runner.mappings() {
+            let partial = if m.report_batch_item_failures {
+                ", partial batch responses"
+            } else {
+                ""
+            };
+            let off = if m.enabled { "" } else { " (disabled)" };
+            println!(
+                "  {:<24} -> {} (batches of {}{partial}){off}",
+                m.queue, m.function, m.batch_size
+            );
+        }
+    }
+    if !runner.schedules().is_empty() {
+        println!("\nschedules:");
+        for s in runner.schedules() {
+            let every = s
+                .every
+                .map(|d| format!("every {:.2} s", d.as_secs_f64()))
+                .unwrap_or_else(|| "not fired automatically".to_owned());
+            println!("  {:<24} {:<18} {every}", s.function, s.expression);
+        }
+    }
+    println!(
+        "\nup in {:.1} s; one line per invocation follows on stderr. Ctrl-C stops everything.",
+        took.as_secs_f64()
+    );
+}
+
+/// Ctrl-C or SIGTERM.
+async fn wait_for_stop() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
