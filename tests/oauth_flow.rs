@@ -175,7 +175,7 @@ async fn connecting_stores_a_sealed_token_and_gives_a_working_session() {
         .handle(request("GET", &callback, &cookies, false))
         .await;
     assert_eq!(res.status(), 302, "{:?}", res.body());
-    assert_eq!(location(res.headers()), "/app");
+    assert_eq!(location(res.headers()), format!("{LOCAL_BASE_URL}/app"));
     let session_cookie = set_cookies(&res)
         .into_iter()
         .find(|c| c.starts_with("__Host-threadstorm_session="))

@@ -41,8 +41,12 @@ struct Up {
     #[arg(long, default_value = "threadstorm-local")]
     stack_name: String,
     /// The Threads emulator's base URL, passed to the functions.
-    #[arg(long, env = "THREADS_EMULATOR_URL")]
+    #[arg(long, env = "THREADS_EMULATOR_URL", conflicts_with = "emulator")]
     threads_url: Option<String>,
+    /// Start the Threads emulator in this process and wire it in: its app id and secret, and the
+    /// OAuth redirect URI registered with it, match the stack's.
+    #[arg(long)]
+    emulator: bool,
     /// The SAM template (default: the workspace's template.yaml).
     #[arg(long)]
     template: Option<PathBuf>,
@@ -81,6 +85,34 @@ async fn main() -> ExitCode {
 }
 
 async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
+    let mut parameters: std::collections::BTreeMap<String, String> =
+        up.parameters.into_iter().collect();
+    let mut secret_values = std::collections::BTreeMap::new();
+    let mut threads_url = up.threads_url;
+    let emulator = if up.emulator {
+        let stage = parameters
+            .get("StageName")
+            .cloned()
+            .unwrap_or_else(|| "live".to_owned());
+        let base = format!("http://localhost:{}/{stage}", up.port);
+        let config = threads_emulator::EmulatorConfig {
+            redirect_uris: vec![format!("{base}/oauth/callback")],
+            ..threads_emulator::EmulatorConfig::default()
+        };
+        let emulator = threads_emulator::Emulator::start(config)
+            .await
+            .map_err(local_runner::RunnerError::Io)?;
+        parameters.insert("ThreadsAppId".into(), emulator.config().app_id.clone());
+        parameters.insert("PublicBaseUrl".into(), base);
+        secret_values.insert(
+            "ThreadsAppSecret".to_owned(),
+            emulator.config().app_secret.clone(),
+        );
+        threads_url = Some(emulator.base_url());
+        Some(emulator)
+    } else {
+        None
+    };
     let options = RunnerOptions {
         template: up.template,
         binaries: match up.bin_dir {
@@ -89,9 +121,10 @@ async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
                 profile: up.profile,
             },
         },
-        threads_url: up.threads_url,
+        threads_url,
         stack_name: Some(up.stack_name),
-        parameters: up.parameters.into_iter().collect(),
+        parameters,
+        secret_values,
         api_port: up.port,
         schedule_speedup: up.speedup,
         run_schedules: !up.no_schedules,
@@ -106,6 +139,21 @@ async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
     let started = std::time::Instant::now();
     let runner = Runner::start(options).await?;
     report(&runner, started.elapsed());
+    if let (Some(emulator), Some(api)) = (&emulator, runner.api_url()) {
+        let users: Vec<&str> = emulator
+            .config()
+            .users
+            .iter()
+            .map(|u| u.id.as_str())
+            .collect();
+        println!(
+            "\nThreads emulator at {} (test users {})",
+            emulator.base_url(),
+            users.join(", ")
+        );
+        println!("connect an account (the emulator approves at once):");
+        println!("  curl -s -c jar -b jar -L -H 'Accept: application/json' {api}/oauth/start");
+    }
 
     wait_for_stop().await;
     eprintln!("local-runner: stopping");

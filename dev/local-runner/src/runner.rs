@@ -183,15 +183,17 @@ impl Runner {
         let (endpoint, moto) = aws_endpoint(&options.aws).await?;
         let sdk = sdk_config_for(&endpoint);
         let stack_name = options.stack_name.clone().unwrap_or_else(unique_stack_name);
-        let stack = Stack::create(
-            &sdk,
-            &template,
-            &stack_name,
-            StackOptions {
-                parameters: options.parameters.clone(),
-                secret_values: options.secret_values.clone(),
-            },
-        )
+        let stack = Stack::create(&sdk, &template, &stack_name, {
+            // Local parameters first (not production mode, a loopback public URL), then the
+            // caller's overrides.
+            let mut stack_options =
+                StackOptions::local(&format!("http://localhost:{}/live", options.api_port));
+            stack_options.parameters.extend(options.parameters.clone());
+            stack_options
+                .secret_values
+                .extend(options.secret_values.clone());
+            stack_options
+        })
         .await?;
 
         let mut defs = functions::read(&stack)?;

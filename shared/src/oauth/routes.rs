@@ -372,7 +372,7 @@ impl OAuth {
                 }),
             )
         } else {
-            edge::redirect(&consumed.return_to)
+            edge::redirect(&self.site_url(&consumed.return_to))
         };
         for cookie in [issued.set_cookie(), edge::clear_cookie(BROWSER_COOKIE)] {
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -407,6 +407,15 @@ impl OAuth {
             res.headers_mut().append(header::SET_COOKIE, value);
         }
         Ok(res)
+    }
+
+    /// `path` on this site: under the public base URL (which may carry a stage or base path).
+    fn site_url(&self, path: &str) -> String {
+        let base = self
+            .redirect_uri
+            .strip_suffix("/oauth/callback")
+            .unwrap_or("");
+        format!("{base}{path}")
     }
 
     async fn app_credentials(&self) -> Result<AppCredentials, Problem> {
