@@ -237,6 +237,22 @@ impl AccountStore {
     }
 }
 
+impl AccountStore {
+    /// Removes the account record entirely (data deletion). Idempotent: `false` when none was there.
+    pub async fn delete(&self, account_id: &UserId) -> Result<bool, AccountError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("account_id", s(account_id.as_str()))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| self.store_error("DeleteItem", DisplayErrorContext(e)))?;
+        Ok(output.attributes().is_some_and(|a| !a.is_empty()))
+    }
+}
+
 fn conditional_update<E>(
     result: Result<
         (),

@@ -90,6 +90,9 @@ pub struct Config {
     pub token_refresh_window_days: u64,
     /// Where and as whom ThreadStorm talks to Threads.
     pub threads: ThreadsSettings,
+    /// `PUBLIC_BASE_URL`: where ThreadStorm's API is reachable from outside (template parameter
+    /// PublicBaseUrl), without a trailing `/`; used for links handed to Meta.
+    pub public_base_url: Option<String>,
     /// `PROHIBITED_TERMS`: comma-separated terms no post may contain (brand protection). Unset,
     /// the defaults in [`crate::policy::DEFAULT_PROHIBITED_TERMS`]; brand protection cannot be
     /// switched off, only given other terms.
@@ -206,6 +209,13 @@ impl Config {
         };
 
         let threads = threads_settings(&get, production_mode)?;
+        let public_base_url = match get("PUBLIC_BASE_URL") {
+            Some(url) => {
+                http_url("PUBLIC_BASE_URL", &url, production_mode)?;
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
 
         let mut resources = BTreeMap::new();
         for resource in function.env_resources() {
@@ -265,6 +275,7 @@ impl Config {
             admin_threads_user_ids,
             token_refresh_window_days,
             threads,
+            public_base_url,
             prohibited_terms,
             resources,
         })

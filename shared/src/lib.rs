@@ -9,6 +9,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod edge;
+pub mod metrics;
 pub mod oauth;
 pub mod pipeline;
 pub mod policy;

@@ -255,15 +255,5 @@ enum Step {
 
 /// `token_refresh_failures`, one per failed account, as a CloudWatch embedded metric line.
 fn metric_failure() {
-    let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
-    println!(
-        "{}",
-        json!({
-            "_aws": { "Timestamp": now_ms as i64, "CloudWatchMetrics": [{
-                "Namespace": "ThreadStorm", "Dimensions": [["service"]],
-                "Metrics": [{ "Name": "token_refresh_failures", "Unit": "Count" }] }] },
-            "service": "token-refresher",
-            "token_refresh_failures": 1,
-        })
-    );
+    crate::metrics::count("token-refresher", "token_refresh_failures");
 }

@@ -224,9 +224,11 @@ pub static WEBHOOKS: FunctionSpec = FunctionSpec {
     name: "webhooks",
     logical_id: "WebhooksFunction",
     needs: &[
+        need(UsersTable, ReadWrite),
         need(AccountsTable, ReadWrite),
         need(PostsTable, ReadWrite),
         need(IdempotencyTable, ReadWrite),
+        need(RateLimitsTable, ReadWrite),
         need(InboxTable, ReadWrite),
         need(AuditTable, ReadWrite),
         need(ThreadsAppSecret, ReadSecret),

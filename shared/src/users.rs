@@ -336,6 +336,38 @@ impl Users {
         Ok(output.item)
     }
 
+    /// Erases the ThreadStorm user a Threads user logged in as, and its guard item (data
+    /// deletion). Returns the erased user's id, if there was one. Idempotent.
+    pub async fn erase_threads_user(
+        &self,
+        threads_user_id: &threads::UserId,
+    ) -> Result<Option<UserId>, UsersError> {
+        let guard = guard_key(threads_user_id);
+        let user_id = self
+            .get_item(&guard)
+            .await?
+            .and_then(|item| item.get("points_to").and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|v| UserId::parse(&v).ok());
+        // The user first: a guard without its user is reported as corrupt, a user without its
+        // guard is merely unreachable by login, so a failure in between leaves nothing worse.
+        if let Some(user_id) = &user_id {
+            self.delete_item(user_id.as_str()).await?;
+        }
+        self.delete_item(&guard).await?;
+        Ok(user_id)
+    }
+
+    async fn delete_item(&self, key: &str) -> Result<(), UsersError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("user_id", s(key))
+            .send()
+            .await
+            .map_err(|e| self.store_error("DeleteItem", crate::aws::describe_error(&e)))?;
+        Ok(())
+    }
+
     fn store_error(&self, operation: &'static str, message: String) -> UsersError {
         UsersError::Store(StoreError {
             operation,
