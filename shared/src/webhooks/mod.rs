@@ -11,6 +11,7 @@
 pub mod delivery;
 pub mod handshake;
 pub mod signature;
+pub mod routes;
 pub mod signed_request;
 
 pub use lambda_http::http::StatusCode;
