@@ -10,8 +10,8 @@
 
 pub mod delivery;
 pub mod handshake;
-pub mod signature;
 pub mod routes;
+pub mod signature;
 pub mod signed_request;
 
 pub use lambda_http::http::StatusCode;

@@ -91,7 +91,10 @@ impl Webhooks {
         })?;
         let dynamodb = deps.aws.dynamodb.clone();
         Ok(Webhooks {
-            accounts: AccountStore::new(dynamodb.clone(), config.resource(Resource::AccountsTable)?),
+            accounts: AccountStore::new(
+                dynamodb.clone(),
+                config.resource(Resource::AccountsTable)?,
+            ),
             users: Users::from_config(dynamodb.clone(), &config)?,
             audit: Audit::from_config(dynamodb.clone(), &config)?,
             secrets: Arc::new(SecretReader::new(
@@ -250,7 +253,10 @@ impl Webhooks {
             let dedup_id = format!("webhook#{key}");
             let claim = Item::from([
                 ("id".to_owned(), s(&dedup_id)),
-                ("expires_at".to_owned(), n(now.saturating_add(DEDUP_SECONDS))),
+                (
+                    "expires_at".to_owned(),
+                    n(now.saturating_add(DEDUP_SECONDS)),
+                ),
                 ("created_at".to_owned(), n(now)),
             ]);
             let fresh = Condition::new("attribute_not_exists(id) OR expires_at < :now")
@@ -352,18 +358,23 @@ impl Webhooks {
             })?,
             None => false,
         };
-        let mut record =
-            AuditRecord::new(Category::Authorization, "account.deauthorized", Outcome::Success)
-                .metadata(json!({
-                    "account_id": account_id.as_str(),
-                    "known_account": account.is_some(),
-                    "token_deleted": disconnected,
-                }));
+        let mut record = AuditRecord::new(
+            Category::Authorization,
+            "account.deauthorized",
+            Outcome::Success,
+        )
+        .metadata(json!({
+            "account_id": account_id.as_str(),
+            "known_account": account.is_some(),
+            "token_deleted": disconnected,
+        }));
         record = match &account {
             Some(a) => record
                 .user(&a.owner_user_id)
                 .description("the user removed ThreadStorm on Threads; the token was deleted"),
-            None => record.description("deauthorize callback for an account ThreadStorm does not hold"),
+            None => {
+                record.description("deauthorize callback for an account ThreadStorm does not hold")
+            }
         };
         self.record(record, caller).await;
         Ok(edge::json_response(200, &json!({ "deauthorized": true })))
@@ -391,15 +402,19 @@ impl Webhooks {
             .await?;
         // Only the pseudonym: the record must not bring back what was erased.
         self.record(
-            AuditRecord::new(Category::DataAccess, "account.data_deleted", Outcome::Success)
-                .description("erased a Threads user's data at Meta's request")
-                .metadata(json!({
-                    "subject": subject,
-                    "confirmation_code": code,
-                    "account_erased": erased.account,
-                    "user_erased": erased.user,
-                    "inbox_items_erased": erased.inbox_items,
-                })),
+            AuditRecord::new(
+                Category::DataAccess,
+                "account.data_deleted",
+                Outcome::Success,
+            )
+            .description("erased a Threads user's data at Meta's request")
+            .metadata(json!({
+                "subject": subject,
+                "confirmation_code": code,
+                "account_erased": erased.account,
+                "user_erased": erased.user,
+                "inbox_items_erased": erased.inbox_items,
+            })),
             caller,
         )
         .await;
@@ -614,11 +629,15 @@ impl Webhooks {
                 if matches!(first, Ok(Conditional::Written)) {
                     metrics::count(SERVICE, "webhook_rate_limited");
                     self.record(
-                        AuditRecord::new(Category::Security, "webhook.rate_limited", Outcome::Denied)
-                            .description(format!(
-                                "over {} requests in a minute from one address",
-                                self.rate_limit_per_minute
-                            )),
+                        AuditRecord::new(
+                            Category::Security,
+                            "webhook.rate_limited",
+                            Outcome::Denied,
+                        )
+                        .description(format!(
+                            "over {} requests in a minute from one address",
+                            self.rate_limit_per_minute
+                        )),
                         caller,
                     )
                     .await;
@@ -715,7 +734,10 @@ fn inbox_item(account_id: &UserId, change: &Change, now: i64) -> Item {
         ("field".to_owned(), s(field)),
         ("id".to_owned(), s(id)),
         ("received_at".to_owned(), n(now)),
-        ("expires_at".to_owned(), n(now.saturating_add(INBOX_SECONDS))),
+        (
+            "expires_at".to_owned(),
+            n(now.saturating_add(INBOX_SECONDS)),
+        ),
     ]);
     let mut text = |name: &str, value: Option<&str>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
@@ -744,7 +766,10 @@ fn reply_fields(r: &Reply, text: &mut impl FnMut(&str, Option<&str>)) {
     text("text", r.text.as_deref());
     text("permalink", r.permalink.as_deref());
     text("media_type", r.media_type.as_deref());
-    text("replied_to_id", r.replied_to_id.as_ref().map(|i| i.as_str()));
+    text(
+        "replied_to_id",
+        r.replied_to_id.as_ref().map(|i| i.as_str()),
+    );
     text(
         "root_post_id",
         r.root_post
@@ -774,8 +799,14 @@ mod tests {
 
     #[test]
     fn threads_timestamps_sort_as_unix_seconds() {
-        assert_eq!(threads_time("2024-09-12T23:17:39+0000"), Some(1_726_183_059));
-        assert_eq!(threads_time("2024-09-13T01:17:39+0200"), Some(1_726_183_059));
+        assert_eq!(
+            threads_time("2024-09-12T23:17:39+0000"),
+            Some(1_726_183_059)
+        );
+        assert_eq!(
+            threads_time("2024-09-13T01:17:39+0200"),
+            Some(1_726_183_059)
+        );
         assert_eq!(threads_time("yesterday"), None);
     }
 
