@@ -702,16 +702,17 @@ async fn data_deletion_erases_the_users_data_and_reports_a_status_page() {
 
 // ---- anything at all ---------------------------------------------------------------------------
 
-fn arbitrary_request() -> impl Strategy<
-    Value = (
-        String,
-        String,
-        Vec<(String, String)>,
-        Vec<(String, String)>,
-        Vec<u8>,
-        bool,
-    ),
-> {
+/// method, path, headers, query, body, isBase64Encoded.
+type Arbitrary = (
+    String,
+    String,
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+    Vec<u8>,
+    bool,
+);
+
+fn arbitrary_request() -> impl Strategy<Value = Arbitrary> {
     let method = prop::sample::select(vec!["GET", "POST", "PUT", "DELETE"]).prop_map(str::to_owned);
     let path = prop_oneof![
         prop::sample::select(vec![
