@@ -6,13 +6,14 @@
 //! 37 hours (Meta retries for 36) and stored in the inbox of the account they concern; an unknown
 //! account is accepted and dropped so Meta does not retry. A per-source-IP limit caps abuse.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_http::http::{Method, header};
-use lambda_http::{Body, Request, Response};
+use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -157,7 +158,6 @@ impl Webhooks {
         let query = match req.uri().query() {
             Some(raw) if !raw.is_empty() => HubQuery::from_query_string(raw),
             _ => {
-                use lambda_http::RequestExt;
                 let pairs = req.query_string_parameters_ref().map(|q| {
                     q.iter()
                         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -230,6 +230,8 @@ impl Webhooks {
     async fn store_changes(&self, delivery: &Delivery) -> Result<Tally, Problem> {
         let mut tally = Tally::default();
         let now = self.now();
+        // A delivery of up to 1,000 changes usually concerns one or two accounts: read each once.
+        let mut known: HashMap<UserId, bool> = HashMap::new();
         for change in &delivery.changes {
             let Some(key) = change.dedup_key() else {
                 if let Change::Malformed { field, reason } = change {
@@ -242,11 +244,23 @@ impl Webhooks {
                 tally.unknown_accounts += 1;
                 continue;
             };
-            let known = self.accounts.get(&account_id).await.map_err(|e| {
-                tracing::error!(error = %e, "reading the account of a change failed");
-                Problem::unavailable()
-            })?;
-            if known.is_none() {
+            let held = match known.get(&account_id) {
+                Some(held) => *held,
+                None => {
+                    let held = self
+                        .accounts
+                        .get(&account_id)
+                        .await
+                        .map_err(|e| {
+                            tracing::error!(error = %e, "reading the account of a change failed");
+                            Problem::unavailable()
+                        })?
+                        .is_some();
+                    known.insert(account_id.clone(), held);
+                    held
+                }
+            };
+            if !held {
                 tally.unknown_accounts += 1;
                 continue;
             }
