@@ -375,6 +375,47 @@ async fn the_handshake_accepts_the_previous_verify_token_during_a_rotation() {
     }
 }
 
+#[tokio::test]
+async fn deliveries_and_callbacks_signed_with_the_previous_app_secret_verify_during_a_rotation() {
+    let w = world().await;
+    connect(&w, OWNER).await;
+    threadstorm_tests::rotate_secret(
+        &w.t.aws.secrets,
+        &w.t.name(Resource::ThreadsAppSecret),
+        "rotated_app_secret",
+    )
+    .await;
+    for (i, secret) in [w.app_secret.as_str(), "rotated_app_secret"]
+        .iter()
+        .enumerate()
+    {
+        let body = envelope(
+            &w.app_id,
+            OWNER,
+            NOW,
+            &[reply(&format!("1792000000000060{i}"), OWNER, "x")],
+            ValuesShape::Object,
+        );
+        let res = w
+            .hooks
+            .handle(signed_post(&body, &signature(secret, body.as_bytes())))
+            .await;
+        assert_eq!(res.status(), 200, "{secret}: {}", text(&res));
+        assert_eq!(json_body(&res)["stored"], 1);
+    }
+    let forged = signature("neither", b"{}");
+    assert_eq!(
+        w.hooks.handle(signed_post("{}", &forged)).await.status(),
+        401
+    );
+    let signed = signed_request("rotated_app_secret", &callback_payload(OWNER, NOW), false);
+    let res = w
+        .hooks
+        .handle(form_post("/meta/deauthorize", &signed))
+        .await;
+    assert_eq!(res.status(), 200, "{}", text(&res));
+}
+
 // ---- deliveries -------------------------------------------------------------------------------
 
 #[tokio::test]
