@@ -551,6 +551,16 @@ async fn unknown_routes_and_methods_are_clean_4xx_with_security_headers() {
         ))
         .await;
     assert_eq!(res.status(), 401);
+    // A forged or garbage session is the caller's mistake (401), not an outage (503).
+    let forged = format!("{}.{}", "A".repeat(43), "B".repeat(43));
+    for token in ["abc.def", "garbage", forged.as_str()] {
+        let mut logout = request("POST", &format!("{LOCAL_BASE_URL}/oauth/logout"), &[], true);
+        logout.headers_mut().insert(
+            header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+        assert_eq!(w.oauth.handle(logout).await.status(), 401, "{token}");
+    }
 }
 
 fn urlencode(text: &str) -> String {

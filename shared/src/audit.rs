@@ -148,6 +148,14 @@ impl AuditRecord {
         format!("{:013}#{}", ms.max(0), self.id)
     }
 
+    /// The caller's address, agent and request id, as the HTTP edge saw them.
+    pub fn caller(mut self, caller: &crate::edge::Caller) -> Self {
+        self.ip_address = caller.ip_address.clone().or(self.ip_address);
+        self.user_agent = caller.user_agent.clone().or(self.user_agent);
+        self.request_id = caller.request_id.clone().or(self.request_id);
+        self
+    }
+
     /// The record with every secret removed: see [`redact_value`] and [`redact_text`].
     pub fn redacted(mut self) -> Self {
         self.description = redact_text(&self.description);
@@ -223,6 +231,14 @@ impl Audit {
             config.resource(crate::resources::Resource::AuditTable)?,
             &config.logs,
         ))
+    }
+
+    /// Records `record`, logging a failure instead of returning it: for handlers whose answer does
+    /// not depend on the record (the failure itself is an operational alarm).
+    pub async fn record_best_effort(&self, record: AuditRecord) {
+        if let Err(e) = self.record(record).await {
+            tracing::error!(error = %e, "writing an audit record failed");
+        }
     }
 
     /// Redacts `record` and appends it, unless audit logs are off and it is not a security record.

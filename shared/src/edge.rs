@@ -128,11 +128,22 @@ pub fn redirect(location: &str) -> Response<Body> {
 
 /// Adds the headers every answer carries: HSTS, no sniffing, no framing, no referrer, no caching,
 /// a strict CSP (stricter still for anything that is not HTML), and CORS for configured origins.
-pub fn finish(
-    mut res: Response<Body>,
-    request_headers: &HeaderMap,
-    config: &Config,
-) -> Response<Body> {
+pub fn finish(res: Response<Body>, request_headers: &HeaderMap, config: &Config) -> Response<Body> {
+    let mut res = secure(res);
+    if let Some(origin) = allowed_origin(request_headers, &config.cors_origins) {
+        let headers = res.headers_mut();
+        headers.insert("access-control-allow-origin", origin);
+        headers.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+    }
+    res
+}
+
+/// The security headers alone, without CORS: for answers given where no configuration is at hand.
+pub fn secure(mut res: Response<Body>) -> Response<Body> {
     let is_html = res
         .headers()
         .get(header::CONTENT_TYPE)
@@ -156,14 +167,6 @@ pub fn finish(
         ("content-security-policy", csp),
     ] {
         headers.insert(name, HeaderValue::from_static(value));
-    }
-    if let Some(origin) = allowed_origin(request_headers, &config.cors_origins) {
-        headers.insert("access-control-allow-origin", origin);
-        headers.insert(
-            "access-control-allow-credentials",
-            HeaderValue::from_static("true"),
-        );
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
     }
     res
 }

@@ -240,9 +240,7 @@ impl Refresher {
     }
 
     async fn record(&self, record: AuditRecord) {
-        if let Err(e) = self.audit.record(record).await {
-            tracing::error!(error = %e, "writing an audit record failed");
-        }
+        self.audit.record_best_effort(record).await;
     }
 }
 

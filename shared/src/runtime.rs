@@ -88,9 +88,9 @@ pub fn not_implemented_response(function: &'static str) -> Response<Body> {
         "status": 501,
         "detail": format!("the {function} function is not implemented yet; nothing was done"),
     });
-    Response::builder()
-        .status(501)
-        .header("content-type", "application/problem+json")
-        .body(Body::Text(body.to_string()))
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+    crate::edge::secure(crate::edge::response(
+        501,
+        "application/problem+json",
+        body.to_string(),
+    ))
 }

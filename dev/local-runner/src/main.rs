@@ -152,6 +152,9 @@ async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
             users.join(", ")
         );
         println!("connect an account (the emulator approves at once):");
+        // `localhost`, not 127.0.0.1: the redirect URI registered with the emulator names
+        // localhost, and the state cookie must come back to the host that set it.
+        let api = api.replacen("127.0.0.1", "localhost", 1);
         println!("  curl -s -c jar -b jar -L -H 'Accept: application/json' {api}/oauth/start");
     }
 

@@ -388,9 +388,15 @@ impl OAuth {
             return Err(Problem::unauthorized("no session to sign out of"));
         };
         let user = self.sessions.verify(&token).await.ok().map(|s| s.user_id);
-        let revoked = self.sessions.revoke(&token).await.map_err(|e| {
-            tracing::error!(error = %e, "revoking a session failed");
-            Problem::unavailable()
+        let revoked = self.sessions.revoke(&token).await.map_err(|e| match e {
+            // Not a session of ours: the caller's mistake, not an outage.
+            sessions::SessionError::Refused(_) => {
+                Problem::unauthorized("that is not a live session")
+            }
+            e => {
+                tracing::error!(error = %e, "revoking a session failed");
+                Problem::unavailable()
+            }
         })?;
         let mut record = AuditRecord::new(Category::Authentication, "logout", Outcome::Success)
             .description(if revoked {
@@ -463,19 +469,8 @@ impl OAuth {
         .await;
     }
 
-    async fn record(&self, mut record: AuditRecord, caller: &Caller) {
-        if let Some(ip) = &caller.ip_address {
-            record = record.ip_address(ip);
-        }
-        if let Some(agent) = &caller.user_agent {
-            record = record.user_agent(agent);
-        }
-        if let Some(id) = &caller.request_id {
-            record = record.request_id(id);
-        }
-        if let Err(e) = self.audit.record(record).await {
-            tracing::error!(error = %e, "writing an audit record failed");
-        }
+    async fn record(&self, record: AuditRecord, caller: &Caller) {
+        self.audit.record_best_effort(record.caller(caller)).await;
     }
 
     /// Problems go to browsers as a small page and to API clients as problem+json.

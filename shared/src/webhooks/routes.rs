@@ -682,19 +682,8 @@ impl Webhooks {
             .flatten()
     }
 
-    async fn record(&self, mut record: AuditRecord, caller: &Caller) {
-        if let Some(ip) = &caller.ip_address {
-            record = record.ip_address(ip);
-        }
-        if let Some(agent) = &caller.user_agent {
-            record = record.user_agent(agent);
-        }
-        if let Some(id) = &caller.request_id {
-            record = record.request_id(id);
-        }
-        if let Err(e) = self.audit.record(record).await {
-            tracing::error!(error = %e, "writing an audit record failed");
-        }
+    async fn record(&self, record: AuditRecord, caller: &Caller) {
+        self.audit.record_best_effort(record.caller(caller)).await;
     }
 }
 
