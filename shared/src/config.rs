@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::pipeline::quota::{GovernorError, Governors, Limit};
 use crate::policy::ProhibitedTerms;
 use crate::resources::{FunctionSpec, Resource};
 
@@ -97,6 +98,10 @@ pub struct Config {
     /// the defaults in [`crate::policy::DEFAULT_PROHIBITED_TERMS`]; brand protection cannot be
     /// switched off, only given other terms.
     pub prohibited_terms: ProhibitedTerms,
+    /// `GOVERNOR_POSTS_PER_DAY`, `GOVERNOR_REPLIES_PER_DAY`, `GOVERNOR_REQUESTS_PER_HOUR`: the
+    /// operator's quotas per Threads account (seed defaults 250, 1000, 200). A value above Meta's
+    /// limit is refused, not clamped: the operator learns at start-up that they cannot have it.
+    pub governors: Governors,
     /// Physical names of the tables, queues and secrets this function uses, keyed by resource.
     resources: BTreeMap<Resource, String>,
 }
@@ -216,6 +221,7 @@ impl Config {
             }
             None => None,
         };
+        let governors = governors(&get)?;
 
         let mut resources = BTreeMap::new();
         for resource in function.env_resources() {
@@ -277,6 +283,7 @@ impl Config {
             threads,
             public_base_url,
             prohibited_terms,
+            governors,
             resources,
         })
     }
@@ -380,6 +387,33 @@ fn admin_ids(value: Option<String>) -> Result<Vec<crate::threads::UserId>, Confi
         }
     }
     Ok(ids)
+}
+
+fn governors(get: &impl Fn(&'static str) -> Option<String>) -> Result<Governors, ConfigError> {
+    let read = |limit: Limit| -> Result<u32, ConfigError> {
+        let var = limit.env_var();
+        match get(var) {
+            None => Ok(Governors::SEED.get(limit)),
+            Some(raw) => raw.parse::<u32>().map_err(|_| ConfigError::Malformed {
+                var,
+                reason: format!("{raw:?} is not a whole number"),
+            }),
+        }
+    };
+    Governors::new(
+        read(Limit::PostsPerDay)?,
+        read(Limit::RepliesPerDay)?,
+        read(Limit::RequestsPerHour)?,
+    )
+    .map_err(|err| {
+        let limit = match &err {
+            GovernorError::Zero { limit } | GovernorError::AboveCeiling { limit, .. } => *limit,
+        };
+        ConfigError::Refused {
+            var: limit.env_var(),
+            reason: err.to_string(),
+        }
+    })
 }
 
 fn cors(value: Option<String>) -> Result<CorsOrigins, ConfigError> {
@@ -615,6 +649,43 @@ mod tests {
                 ),
                 "{bad:?}: {err}"
             );
+        }
+    }
+
+    #[test]
+    fn governors_default_to_the_seed_and_are_read_by_name() {
+        let mut env = full_env(poster());
+        assert_eq!(read(&env).unwrap().governors, Governors::SEED);
+        env.insert("GOVERNOR_POSTS_PER_DAY".into(), "100".into());
+        env.insert("GOVERNOR_REPLIES_PER_DAY".into(), " 400 ".into());
+        env.insert("GOVERNOR_REQUESTS_PER_HOUR".into(), "60".into());
+        assert_eq!(
+            read(&env).unwrap().governors,
+            Governors::new(100, 400, 60).unwrap()
+        );
+    }
+
+    #[test]
+    fn governors_that_are_malformed_or_above_meta_name_the_variable() {
+        for (var, value, refused) in [
+            ("GOVERNOR_POSTS_PER_DAY", "lots", false),
+            ("GOVERNOR_POSTS_PER_DAY", "-1", false),
+            ("GOVERNOR_REPLIES_PER_DAY", "2.5", false),
+            ("GOVERNOR_REQUESTS_PER_HOUR", "99999999999", false),
+            ("GOVERNOR_POSTS_PER_DAY", "251", true),
+            ("GOVERNOR_REPLIES_PER_DAY", "1001", true),
+            ("GOVERNOR_REQUESTS_PER_HOUR", "2001", true),
+            ("GOVERNOR_REQUESTS_PER_HOUR", "0", true),
+        ] {
+            let mut env = full_env(poster());
+            env.insert(var.to_owned(), value.to_owned());
+            let err = read(&env).expect_err(value);
+            let named = match &err {
+                ConfigError::Malformed { var: v, .. } => !refused && *v == var,
+                ConfigError::Refused { var: v, .. } => refused && *v == var,
+                ConfigError::Missing { .. } => false,
+            };
+            assert!(named, "{var}={value}: {err}");
         }
     }
 
