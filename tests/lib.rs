@@ -1,6 +1,8 @@
 //! Cross-function integration and end-to-end tests. Each file is its own test binary; they share
 //! the moto server support of `local_stack::testing` and the helpers below.
 
+pub mod aws_calls;
+
 use aws_sdk_secretsmanager::Client;
 
 /// Rotates secret `id` to `value` as the secret-rotation function's four steps leave it: the new

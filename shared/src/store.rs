@@ -1,5 +1,6 @@
-//! DynamoDB primitives every stage builds on: a conditional put whose lost condition is its own
-//! outcome (with the winning item, no second read), and a counter that stops exactly at its limit.
+//! DynamoDB primitives every stage builds on: a conditional put or update whose lost condition is
+//! its own outcome (with the winning item, no second read), and a counter that stops exactly at its
+//! limit.
 //!
 //! A lost condition is never a success and never a generic error: callers decide what it means
 //! (already done, in progress, duplicate, over quota).
@@ -23,7 +24,7 @@ pub struct StoreError {
 }
 
 impl StoreError {
-    fn new<E, R>(operation: &'static str, table: &str, err: SdkError<E, R>) -> Self
+    pub(crate) fn new<E, R>(operation: &'static str, table: &str, err: SdkError<E, R>) -> Self
     where
         E: std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -103,6 +104,54 @@ pub async fn put_if(
                 Ok(Conditional::Lost { existing })
             }
             _ => Err(StoreError::new("PutItem", table, err)),
+        },
+    }
+}
+
+/// The outcome of [`update_if`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Updated {
+    /// The condition held and the update was applied; `old` is the item as it was before (none if
+    /// the update created it).
+    Written { old: Option<Item> },
+    /// The condition failed; this is the item that made it fail (if one exists).
+    Lost { existing: Option<Item> },
+}
+
+/// Applies `update` (an `UpdateExpression`) to the item at `key` if `condition` holds, creating the
+/// item when missing. The condition's names and values serve both expressions. Either way the
+/// answer carries the item as it was (`ReturnValues` and `ReturnValuesOnConditionCheckFailure` =
+/// `ALL_OLD`), so no second read is needed.
+pub async fn update_if(
+    client: &Client,
+    table: &str,
+    key: Item,
+    update: &str,
+    condition: Condition,
+) -> Result<Updated, StoreError> {
+    let result = client
+        .update_item()
+        .table_name(table)
+        .set_key(Some(key))
+        .update_expression(update)
+        .condition_expression(condition.expression)
+        .set_expression_attribute_names(non_empty(condition.names))
+        .set_expression_attribute_values(non_empty(condition.values))
+        .return_values(ReturnValue::AllOld)
+        .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+        .send()
+        .await;
+    match result {
+        Ok(output) => Ok(Updated::Written {
+            old: output.attributes().filter(|a| !a.is_empty()).cloned(),
+        }),
+        Err(err) => match err.as_service_error() {
+            Some(
+                aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c),
+            ) => Ok(Updated::Lost {
+                existing: c.item().cloned(),
+            }),
+            _ => Err(StoreError::new("UpdateItem", table, err)),
         },
     }
 }

@@ -15,7 +15,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -562,7 +561,8 @@ struct Stored {
 /// Reserves and releases quota in the rate-limits table.
 ///
 /// Item (pk `quota#<account>`, sk `window`): `version` (S, random per write), `reservations`
-/// (M: reservation id → M {`at` ms, `posts`, `replies`, `requests`, optional `released_at` ms}),
+/// (M: reservation id → S `"<at ms> <posts> <replies> <requests>[ <released_at ms>]"`, compact so
+/// an account at Meta's limits stays a few tens of KB),
 /// `updated_at` (N, ms), `expires_at` (N, epoch seconds, the table's TTL: when the last entry has
 /// left every window).
 #[derive(Debug)]
@@ -642,6 +642,19 @@ impl QuotaStore {
             return Err(QuotaError::EmptyDemand);
         }
         let governors = self.governors;
+        // Too large for any window: no need to read anything.
+        if let Assessment::NeverFits {
+            limit,
+            needed,
+            allowed,
+        } = Window::default().assess(governors, demand, now)
+        {
+            return Ok(Reserve::NeverFits {
+                limit,
+                needed,
+                allowed,
+            });
+        }
         self.read_decide_write(account, now, |window| {
             decide_reserve(window, account, id, demand, governors, now)
         })
@@ -743,11 +756,7 @@ impl QuotaStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|err| StoreError {
-                operation: "GetItem",
-                table: self.table.clone(),
-                message: DisplayErrorContext(err).to_string(),
-            })?;
+            .map_err(|err| StoreError::new("GetItem", &self.table, err))?;
         match output.item() {
             Some(item) => decode(account, item),
             None => Ok(Stored::default()),
@@ -771,16 +780,17 @@ fn encode(account: &UserId, version: &str, window: &Window, now: EpochMillis) ->
         .entries
         .iter()
         .map(|(id, e)| {
-            let mut fields = HashMap::from([
-                ("at".to_owned(), n(e.at.get())),
-                ("posts".to_owned(), n(e.held.posts)),
-                ("replies".to_owned(), n(e.held.replies)),
-                ("requests".to_owned(), n(e.held.requests)),
-            ]);
+            let mut entry = format!(
+                "{} {} {} {}",
+                e.at.get(),
+                e.held.posts,
+                e.held.replies,
+                e.held.requests
+            );
             if let Some(released) = e.released_at {
-                fields.insert("released_at".to_owned(), n(released.get()));
+                entry.push_str(&format!(" {}", released.get()));
             }
-            (id.as_str().to_owned(), AttributeValue::M(fields))
+            (id.as_str().to_owned(), s(entry))
         })
         .collect();
     let expires = window.last_counted().unwrap_or(now).ceil_seconds();
@@ -792,6 +802,30 @@ fn encode(account: &UserId, version: &str, window: &Window, now: EpochMillis) ->
         ("expires_at".to_owned(), n(expires.get())),
     ]);
     item
+}
+
+/// `at posts replies requests [released_at]`, times in epoch milliseconds.
+fn parse_entry(text: &str) -> Option<Entry> {
+    let mut fields = text.split(' ');
+    let mut next = || fields.next();
+    let at = next()?.parse().ok()?;
+    let held = Counts {
+        posts: next()?.parse().ok()?,
+        replies: next()?.parse().ok()?,
+        requests: next()?.parse().ok()?,
+    };
+    let released_at = match next() {
+        None => None,
+        Some(ms) => Some(EpochMillis::new(ms.parse().ok()?)),
+    };
+    if next().is_some() {
+        return None;
+    }
+    Some(Entry {
+        at: EpochMillis::new(at),
+        held,
+        released_at,
+    })
 }
 
 fn decode(account: &UserId, item: &Item) -> Result<Stored, QuotaError> {
@@ -811,36 +845,11 @@ fn decode(account: &UserId, item: &Item) -> Result<Stored, QuotaError> {
     };
     for (raw_id, value) in reservations {
         let id = ReservationId::parse(raw_id).map_err(|e| corrupt(e.to_string()))?;
-        let AttributeValue::M(fields) = value else {
-            return Err(corrupt(format!("reservation {id} is not a map")));
-        };
-        let number = |name: &str| -> Result<Option<i64>, QuotaError> {
-            match fields.get(name) {
-                None => Ok(None),
-                Some(AttributeValue::N(v)) => v
-                    .parse()
-                    .map(Some)
-                    .map_err(|_| corrupt(format!("reservation {id}: `{name}` = {v:?}"))),
-                Some(_) => Err(corrupt(format!(
-                    "reservation {id}: `{name}` is not a number"
-                ))),
-            }
-        };
-        let count = |name: &str| -> Result<u32, QuotaError> {
-            let value = number(name)?.unwrap_or(0);
-            u32::try_from(value)
-                .map_err(|_| corrupt(format!("reservation {id}: `{name}` = {value}")))
-        };
-        let at = number("at")?.ok_or_else(|| corrupt(format!("reservation {id}: no `at`")))?;
-        let entry = Entry {
-            at: EpochMillis::new(at),
-            held: Counts {
-                posts: count("posts")?,
-                replies: count("replies")?,
-                requests: count("requests")?,
-            },
-            released_at: number("released_at")?.map(EpochMillis::new),
-        };
+        let entry = match value {
+            AttributeValue::S(text) => parse_entry(text),
+            _ => None,
+        }
+        .ok_or_else(|| corrupt(format!("reservation {id}: {value:?} is not `at posts replies requests [released_at]`")))?;
         entries.insert(id, entry);
     }
     Ok(Stored {
@@ -971,11 +980,8 @@ mod tests {
         // Exactly 24 h after `a`, it no longer counts.
         assert_eq!(w.usage(T0.saturating_add(DAY)).posts, 1);
         assert_eq!(
-            w.usage(
-                T0.saturating_add(DAY)
-                    .saturating_sub(Duration::from_millis(1))
-            )
-            .posts,
+            w.usage(T0.saturating_add(DAY).saturating_sub(Duration::from_millis(1)))
+                .posts,
             2
         );
     }
@@ -1003,10 +1009,7 @@ mod tests {
                 limit: Limit::PostsPerDay
             }
         );
-        assert_eq!(
-            w.assess(g, posts(1), T0.saturating_add(DAY)),
-            Assessment::Fits
-        );
+        assert_eq!(w.assess(g, posts(1), T0.saturating_add(DAY)), Assessment::Fits);
         assert_eq!(
             w.assess(g, posts(4), now),
             Assessment::NeverFits {
@@ -1140,11 +1143,7 @@ mod tests {
         assert_eq!(stored.version.as_deref(), Some("v1"));
         assert_eq!(
             item.get("expires_at"),
-            Some(&n(T0
-                .saturating_add(MINUTE)
-                .saturating_add(DAY)
-                .ceil_seconds()
-                .get()))
+            Some(&n(T0.saturating_add(MINUTE).saturating_add(DAY).ceil_seconds().get()))
         );
 
         for (attribute, value) in [
@@ -1152,24 +1151,27 @@ mod tests {
             ("reservations", s("x")),
             (
                 "reservations",
-                AttributeValue::M(HashMap::from([("a".to_owned(), s("x"))])),
+                AttributeValue::M(HashMap::from([("a".to_owned(), n(1))])),
             ),
             (
                 "reservations",
-                AttributeValue::M(HashMap::from([(
-                    "a".to_owned(),
-                    AttributeValue::M(HashMap::from([("at".to_owned(), n("soon"))])),
-                )])),
+                AttributeValue::M(HashMap::from([("a".to_owned(), s("soon 1 0 0"))])),
             ),
             (
                 "reservations",
-                AttributeValue::M(HashMap::from([(
-                    "a".to_owned(),
-                    AttributeValue::M(HashMap::from([
-                        ("at".to_owned(), n(1)),
-                        ("posts".to_owned(), n(-1)),
-                    ])),
-                )])),
+                AttributeValue::M(HashMap::from([("a".to_owned(), s("1 -1 0 0"))])),
+            ),
+            (
+                "reservations",
+                AttributeValue::M(HashMap::from([("a".to_owned(), s("1 1 0"))])),
+            ),
+            (
+                "reservations",
+                AttributeValue::M(HashMap::from([("a".to_owned(), s("1 1 0 0 5 6"))])),
+            ),
+            (
+                "reservations",
+                AttributeValue::M(HashMap::from([("a b".to_owned(), s("1 1 0 0"))])),
             ),
         ] {
             let mut damaged = item.clone();
