@@ -9,7 +9,7 @@ use std::time::Duration;
 use local_stack::testing::TestStack;
 use threadstorm::clock::EpochMillis;
 use threadstorm::pipeline::quota::{
-    Counts, DAY, Governors, HOUR, Limit, QuotaError, QuotaStore, Release, Reserve, ReservationId,
+    Counts, DAY, Governors, HOUR, Limit, QuotaError, QuotaStore, Release, ReservationId, Reserve,
 };
 use threadstorm::resources::Resource;
 use threadstorm::threads::UserId;
@@ -69,7 +69,13 @@ impl Setup {
     }
 }
 
-async fn reserve(store: &QuotaStore, who: &UserId, id: &str, demand: Counts, now: EpochMillis) -> Reserve {
+async fn reserve(
+    store: &QuotaStore,
+    who: &UserId,
+    id: &str,
+    demand: Counts,
+    now: EpochMillis,
+) -> Reserve {
     store.reserve(who, &rid(id), demand, now).await.unwrap()
 }
 
@@ -245,7 +251,14 @@ async fn a_storm_that_does_not_fit_whole_is_deferred_whole_and_consumes_nothing(
         let at = T0.saturating_add(MINUTE * k);
         let _ = reserve(&store, &who, &format!("r{k}"), replies(1), at).await;
     }
-    let _ = reserve(&store, &who, "bulk", replies(993), T0.saturating_add(10 * MINUTE)).await;
+    let _ = reserve(
+        &store,
+        &who,
+        "bulk",
+        replies(993),
+        T0.saturating_add(10 * MINUTE),
+    )
+    .await;
     let now = T0.saturating_add(HOUR);
     let before = store.window(&who).await.unwrap();
     assert_eq!(store.usage(&who, now).await.unwrap().replies, 997);
@@ -328,7 +341,9 @@ async fn a_storm_larger_than_a_limit_never_fits_and_costs_no_request() {
     );
     assert!(s.calls.take().is_empty());
     assert!(matches!(
-        store.reserve(&who, &rid("none"), Counts::default(), T0).await,
+        store
+            .reserve(&who, &rid("none"), Counts::default(), T0)
+            .await,
         Err(QuotaError::EmptyDemand)
     ));
     assert_eq!(store.usage(&who, T0).await.unwrap(), Counts::default());
@@ -349,7 +364,9 @@ async fn a_redelivered_reservation_counts_once() {
     assert_eq!(s.calls.take(), expected(&[("GetItem", 1)]));
     assert_eq!(store.usage(&who, later).await.unwrap(), storm(3, 6));
     assert!(matches!(
-        store.reserve(&who, &rid("storm-1"), storm(4, 8), later).await,
+        store
+            .reserve(&who, &rid("storm-1"), storm(4, 8), later)
+            .await,
         Err(QuotaError::IdReused { .. })
     ));
 }
@@ -360,8 +377,7 @@ async fn release_gives_capacity_back_once_and_a_released_id_cannot_reserve_again
     let store = s.store(Governors::SEED);
     let who = account(8);
     let _ = reserve(&store, &who, "seed", posts(249), T0).await;
-    let Reserve::Reserved(storm_1) = reserve(&store, &who, "storm-1", storm(3, 6), T0).await
-    else {
+    let Reserve::Reserved(storm_1) = reserve(&store, &who, "storm-1", storm(3, 6), T0).await else {
         panic!("expected a reservation");
     };
     let now = T0.saturating_add(MINUTE);

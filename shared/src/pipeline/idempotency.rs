@@ -527,8 +527,14 @@ mod tests {
         let now = EpochMillis::new(1_800_000_000_500);
         let status = |item: Item| parse(&key, &item, Some(now)).unwrap().status;
         // expires_at is seconds: 1_800_000_000 is this very second, not yet past.
-        assert_eq!(status(record(COMPLETED, 1_800_000_000, None)), Status::Completed);
-        assert_eq!(status(record(COMPLETED, 1_799_999_999, None)), Status::Expired);
+        assert_eq!(
+            status(record(COMPLETED, 1_800_000_000, None)),
+            Status::Completed
+        );
+        assert_eq!(
+            status(record(COMPLETED, 1_799_999_999, None)),
+            Status::Expired
+        );
         // in_progress_expiry is milliseconds.
         let live = record(IN_PROGRESS, 1_800_003_600, Some(1_800_000_000_501));
         assert_eq!(status(live), Status::InProgress);

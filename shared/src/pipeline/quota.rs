@@ -849,7 +849,11 @@ fn decode(account: &UserId, item: &Item) -> Result<Stored, QuotaError> {
             AttributeValue::S(text) => parse_entry(text),
             _ => None,
         }
-        .ok_or_else(|| corrupt(format!("reservation {id}: {value:?} is not `at posts replies requests [released_at]`")))?;
+        .ok_or_else(|| {
+            corrupt(format!(
+                "reservation {id}: {value:?} is not `at posts replies requests [released_at]`"
+            ))
+        })?;
         entries.insert(id, entry);
     }
     Ok(Stored {
@@ -980,8 +984,11 @@ mod tests {
         // Exactly 24 h after `a`, it no longer counts.
         assert_eq!(w.usage(T0.saturating_add(DAY)).posts, 1);
         assert_eq!(
-            w.usage(T0.saturating_add(DAY).saturating_sub(Duration::from_millis(1)))
-                .posts,
+            w.usage(
+                T0.saturating_add(DAY)
+                    .saturating_sub(Duration::from_millis(1))
+            )
+            .posts,
             2
         );
     }
@@ -1009,7 +1016,10 @@ mod tests {
                 limit: Limit::PostsPerDay
             }
         );
-        assert_eq!(w.assess(g, posts(1), T0.saturating_add(DAY)), Assessment::Fits);
+        assert_eq!(
+            w.assess(g, posts(1), T0.saturating_add(DAY)),
+            Assessment::Fits
+        );
         assert_eq!(
             w.assess(g, posts(4), now),
             Assessment::NeverFits {
@@ -1143,7 +1153,11 @@ mod tests {
         assert_eq!(stored.version.as_deref(), Some("v1"));
         assert_eq!(
             item.get("expires_at"),
-            Some(&n(T0.saturating_add(MINUTE).saturating_add(DAY).ceil_seconds().get()))
+            Some(&n(T0
+                .saturating_add(MINUTE)
+                .saturating_add(DAY)
+                .ceil_seconds()
+                .get()))
         );
 
         for (attribute, value) in [
