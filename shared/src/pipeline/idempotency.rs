@@ -213,8 +213,8 @@ impl IdempotencyStore {
     ) -> Result<Begin, IdempotencyError> {
         let expires_at = now.floor_seconds().saturating_add(self.expires_after);
         let in_progress_expiry = deadline
-            .max(now.saturating_add(Duration::from_millis(1)))
-            .min(expires_at.to_millis());
+            .min(expires_at.to_millis())
+            .max(now.saturating_add(Duration::from_millis(1)));
         // A record deleted by TTL between the failed condition and its report comes back as no
         // item: begin again (twice is plenty; it cannot vanish more than once).
         for _ in 0..3 {

@@ -36,6 +36,9 @@ pub const DAY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The request governor's window.
 pub const HOUR: Duration = Duration::from_secs(60 * 60);
 
+/// Fully released reservations remembered per account (see [`Window::prune`]).
+pub const RELEASED_KEPT: usize = 256;
+
 /// How many times a reservation re-decides after losing a write to a concurrent one. Each loss
 /// means another reservation of the same account was written, so some caller always progresses;
 /// with an account's work serialised by its FIFO group, more than one or two is not expected.
@@ -233,9 +236,9 @@ pub struct ReservationId(String);
 pub struct InvalidReservationId(String);
 
 impl ReservationId {
-    pub const MAX_LEN: usize = 128;
+    pub const MAX_LEN: usize = 64;
 
-    /// 1–128 bytes of printable ASCII without spaces.
+    /// 1–64 bytes of printable ASCII without spaces (a storm id, perhaps with an attempt number).
     pub fn parse(raw: &str) -> Result<Self, InvalidReservationId> {
         if raw.is_empty() || raw.len() > Self::MAX_LEN {
             return Err(InvalidReservationId(format!(
@@ -448,12 +451,30 @@ impl Window {
     /// Drops what no window counts any more: entries older than 24 hours, and entries that hold
     /// only requests (or nothing, once released) and are older than an hour. A release of a
     /// dropped entry finds nothing held, which is true.
+    ///
+    /// Fully released entries are kept only so that their id cannot reserve again; beyond
+    /// [`RELEASED_KEPT`] the oldest go. Every other entry holds capacity, so the log is bounded by
+    /// the limits: at most 250 + 1,000 entries of the day and 2,000 request-only ones of the hour.
+    /// With 64-byte ids that is about 300 KB at worst, inside DynamoDB's 400 KB item; an account
+    /// that reserves only storms (each with its post) holds at most 250 entries, about 20 KB.
     pub fn prune(&mut self, now: EpochMillis) {
         self.entries.retain(|_, e| {
             let day = in_window(e.at, Limit::PostsPerDay, now);
             let hour = in_window(e.at, Limit::RequestsPerHour, now);
             hour || (day && (e.held.posts > 0 || e.held.replies > 0))
         });
+        let mut released: Vec<(EpochMillis, ReservationId)> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.held.is_zero())
+            .map(|(id, e)| (e.released_at.unwrap_or(e.at), id.clone()))
+            .collect();
+        if released.len() > RELEASED_KEPT {
+            released.sort();
+            for (_, id) in &released[..released.len() - RELEASED_KEPT] {
+                self.entries.remove(id);
+            }
+        }
     }
 
     /// The latest instant at which an entry still counts somewhere; the item may expire after it.
@@ -561,8 +582,8 @@ struct Stored {
 /// Reserves and releases quota in the rate-limits table.
 ///
 /// Item (pk `quota#<account>`, sk `window`): `version` (S, random per write), `reservations`
-/// (M: reservation id → S `"<at ms> <posts> <replies> <requests>[ <released_at ms>]"`, compact so
-/// an account at Meta's limits stays a few tens of KB),
+/// (M: reservation id → S `"<at ms> <posts> <replies> <requests>[ <released_at ms>]"`, compact;
+/// see [`Window::prune`] for the size bound),
 /// `updated_at` (N, ms), `expires_at` (N, epoch seconds, the table's TTL: when the last entry has
 /// left every window).
 #[derive(Debug)]
@@ -573,7 +594,7 @@ pub struct QuotaStore {
     cache: Option<Cache>,
 }
 
-/// The last item this process wrote per account. It can only make a write cheaper (the write is
+/// The last item this process read or wrote per account. It can only make a write cheaper (the write is
 /// conditional on its version; a stale one loses and returns the current item); an answer that
 /// writes nothing is always confirmed by a fresh read.
 #[derive(Debug)]
@@ -702,11 +723,19 @@ impl QuotaStore {
                 Some(k) => k,
                 None => (self.read(account).await?, false),
             };
-            match decide(stored.window)? {
-                Decision::Answer(answer) if !cached => return Ok(answer),
-                // Only a fresh read may answer without writing.
-                Decision::Answer(_) => continue,
-                Decision::Write(window, answer) => {
+            // A fresh view is worth remembering even when nothing is written.
+            let snapshot = (!cached && self.cache.is_some()).then(|| stored.clone());
+            match decide(stored.window) {
+                // Only a fresh view may answer (or refuse) without writing.
+                Ok(Decision::Answer(_)) | Err(_) if cached => continue,
+                Err(err) => return Err(err),
+                Ok(Decision::Answer(answer)) => {
+                    if let (Some(cache), Some(snapshot)) = (&self.cache, snapshot) {
+                        cache.put(account, snapshot);
+                    }
+                    return Ok(answer);
+                }
+                Ok(Decision::Write(window, answer)) => {
                     let version = new_version();
                     let item = encode(account, &version, &window, now);
                     let condition = match &stored.version {
@@ -1094,6 +1123,33 @@ mod tests {
     }
 
     #[test]
+    fn only_the_newest_fully_released_entries_are_kept() {
+        let mut w = Window::default();
+        for i in 0..(RELEASED_KEPT + 10) {
+            let at = T0.saturating_add(Duration::from_millis(i as u64));
+            let entry = Entry {
+                at,
+                held: Counts::default(),
+                released_at: Some(at),
+            };
+            w.entries.insert(id(&format!("r{i:04}")), entry);
+        }
+        w.entries.insert(
+            id("held"),
+            Entry {
+                at: T0,
+                held: posts(1),
+                released_at: None,
+            },
+        );
+        w.prune(T0.saturating_add(MINUTE));
+        assert_eq!(w.entries.len(), RELEASED_KEPT + 1);
+        assert!(w.entries.contains_key(&id("held")));
+        assert!(!w.entries.contains_key(&id("r0009")));
+        assert!(w.entries.contains_key(&id("r0010")));
+    }
+
+    #[test]
     fn release_gives_back_at_most_what_is_held_and_only_once() {
         let w = window(&[("a", T0, posts(1))]);
         let Decision::Write(w, Release::Released { given_back }) =
@@ -1206,7 +1262,8 @@ mod tests {
         assert!(ReservationId::parse("").is_err());
         assert!(ReservationId::parse("a b").is_err());
         assert!(ReservationId::parse("é").is_err());
-        assert!(ReservationId::parse(&"x".repeat(129)).is_err());
+        assert!(ReservationId::parse(&"x".repeat(64)).is_ok());
+        assert!(ReservationId::parse(&"x".repeat(65)).is_err());
         assert!(serde_json::from_str::<ReservationId>("\"\"").is_err());
     }
 }
