@@ -1256,6 +1256,74 @@ mod tests {
         }
     }
 
+    /// DynamoDB's item size rules, near enough: names and strings by their UTF-8 length, numbers
+    /// by about one byte per two digits, one byte per map element and three per map.
+    fn item_size(item: &Item) -> usize {
+        fn value(v: &AttributeValue) -> usize {
+            match v {
+                AttributeValue::S(text) => text.len(),
+                AttributeValue::N(number) => number.len().div_ceil(2) + 1,
+                AttributeValue::M(map) => {
+                    3 + map
+                        .iter()
+                        .map(|(k, v)| k.len() + value(v) + 1)
+                        .sum::<usize>()
+                }
+                _ => 0,
+            }
+        }
+        item.iter().map(|(k, v)| k.len() + value(v)).sum()
+    }
+
+    #[test]
+    fn the_largest_possible_item_fits_in_dynamodb() {
+        let now = T0.saturating_add(DAY);
+        let mut w = Window::default();
+        let mut add = |i: usize, at: EpochMillis, held: Counts, released_at| {
+            let id = id(&format!("{i:0>64}"));
+            w.entries.insert(
+                id,
+                Entry {
+                    at,
+                    held,
+                    released_at,
+                },
+            );
+        };
+        let mut i = 0;
+        for unit in [
+            posts(1),
+            Counts {
+                posts: 0,
+                replies: 1,
+                requests: 0,
+            },
+        ] {
+            let count = if unit.posts == 1 { 250 } else { 1000 };
+            for _ in 0..count {
+                add(i, now.saturating_sub(HOUR * 2), unit, None);
+                i += 1;
+            }
+        }
+        for _ in 0..(MAX_REQUESTS_PER_HOUR as usize) {
+            let requests = Counts {
+                posts: 0,
+                replies: 0,
+                requests: 1,
+            };
+            add(i, now.saturating_sub(MINUTE), requests, None);
+            i += 1;
+        }
+        for _ in 0..RELEASED_KEPT {
+            add(i, now.saturating_sub(MINUTE), Counts::default(), Some(now));
+            i += 1;
+        }
+        w.prune(now);
+        assert_eq!(w.entries.len(), 250 + 1000 + 2000 + RELEASED_KEPT);
+        let size = item_size(&encode(&account(), "0123456789abcdef", &w, now));
+        assert!(size < 350_000, "{size} bytes");
+    }
+
     #[test]
     fn reservation_ids_are_bounded_printable_ascii() {
         assert!(ReservationId::parse("storm#01J8Z").is_ok());
