@@ -5,10 +5,40 @@ server never outlives the process that started it (tests, the local runner), eve
 """
 
 import argparse
+import functools
 import logging
 import sys
+import threading
 
+from moto.dynamodb.models import DynamoDBBackend
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+# DynamoDB applies each item write atomically, condition included. moto serves requests on several
+# threads without a lock, so a conditional write can interleave with another request (an UpdateItem
+# on a new item even shows a key-only item to a concurrent condition). Serialising the item
+# operations makes concurrency tests prove ThreadStorm's conditions, not moto's races.
+_ITEM_LOCK = threading.RLock()
+
+
+def _serialised(method):
+    @functools.wraps(method)
+    def locked(*args, **kwargs):
+        with _ITEM_LOCK:
+            return method(*args, **kwargs)
+
+    return locked
+
+
+for _name in (
+    "get_item",
+    "put_item",
+    "update_item",
+    "delete_item",
+    "query",
+    "scan",
+    "transact_write_items",
+):
+    setattr(DynamoDBBackend, _name, _serialised(getattr(DynamoDBBackend, _name)))
 
 
 def main() -> int:
