@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod pipeline;
 pub mod policy;
+pub mod posts;
 pub mod product;
 pub mod refresher;
 pub mod resources;

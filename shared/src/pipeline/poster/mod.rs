@@ -1,0 +1,307 @@
+//! The poster stage: re-checks that the storm's owner may still publish to the account, opens
+//! the token, publishes each part in order (each replying to the previous part's media id) exactly
+//! once, and sends the outcome to the result sink.
+//!
+//! Failures are sorted by what happens next: Threads' rate limit defers the storm (the message is
+//! deleted, no receive count burnt); a refused token flags the account `needs_reauth` and fails
+//! the storm with a reason; validation and other permanent refusals fail it; transient trouble
+//! retries the message, and on its last allowed delivery fails the storm rather than dropping it
+//! silently into the dead-letter queue.
+
+pub mod accounts;
+pub mod ledger;
+mod part;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+
+pub use accounts::{
+    Account, AccountDirectory, AccountState, DynamoAccounts, TokenError, TokenOpener,
+};
+pub use ledger::{Begin, Fenced, LedgerError, OwnerToken, PublishLedger};
+pub use part::{PartError, Published};
+
+use super::fifo::{Retry, WholeBatchFailed};
+use super::gate::defer;
+use super::results::{Outcome, PublishedPart, ResultMessage};
+use super::stage::{Handled, StormMessage, parse, receive_count, run_batch};
+use crate::posts::{Moved, PostsStore, Reason, Status, StatusName, Storm, Transition};
+use crate::threads::ThreadsClient;
+use part::PartJob;
+
+/// How hard the poster tries before giving up on a part, and how long it waits.
+#[derive(Debug, Clone)]
+pub struct PosterSettings {
+    /// Backoff between retries: `backoff_between(attempt, base, cap)`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Publish calls on one container while Threads answers "not ready" (4279009).
+    pub publish_attempts: u32,
+    /// Status reads while a media container is processing.
+    pub readiness_polls: u32,
+    /// Calls made for one step while Threads fails transiently, before retrying the message.
+    pub transient_attempts: u32,
+    /// On this delivery of a message, a transient failure fails the storm with a reason (the
+    /// queue's dead-letter threshold is one more).
+    pub final_receive: u32,
+    /// A part is not started with less time than this left in the invocation.
+    pub margin: Duration,
+    /// How long a rate-limited storm waits when Threads gives no Retry-After.
+    pub rate_limit_wait: Duration,
+    /// Pages of posts or replies read to find a published container's media id.
+    pub recovery_pages: u32,
+}
+
+impl Default for PosterSettings {
+    fn default() -> Self {
+        PosterSettings {
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(8),
+            publish_attempts: 5,
+            readiness_polls: 10,
+            transient_attempts: 3,
+            final_receive: 4,
+            margin: Duration::from_secs(10),
+            rate_limit_wait: Duration::from_secs(15 * 60),
+            recovery_pages: 3,
+        }
+    }
+}
+
+/// What the poster needs.
+#[derive(Clone)]
+pub struct PosterDeps {
+    pub posts: PostsStore,
+    pub accounts: Arc<dyn AccountDirectory>,
+    pub tokens: Arc<dyn TokenOpener>,
+    pub ledger: Arc<dyn PublishLedger>,
+    pub threads: ThreadsClient,
+    pub sqs: aws_sdk_sqs::Client,
+    pub results_queue: String,
+    pub settings: PosterSettings,
+}
+
+/// Handles one batch from the poster queue. `now` is Unix seconds; `deadline_ms` is when the
+/// invocation ends (`lambda_runtime::Context::deadline`, Unix ms).
+#[tracing::instrument(skip_all, fields(stage = "poster", messages = records.len()))]
+pub async fn handle(
+    deps: &PosterDeps,
+    records: &[SqsMessage],
+    now: i64,
+    deadline_ms: i64,
+) -> Result<SqsBatchResponse, WholeBatchFailed> {
+    run_batch(records, &deps.sqs, |record| {
+        one(deps, record, now, deadline_ms)
+    })
+    .await
+}
+
+async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64) -> Handled {
+    let message: StormMessage = match parse(record) {
+        Ok(m) => m,
+        Err(why) => {
+            tracing::error!(%why, "unreadable message dropped");
+            return Ok(vec![]);
+        }
+    };
+    let storm = deps
+        .posts
+        .load(&message.storm_id)
+        .await
+        .map_err(|e| Retry(e.to_string()))?;
+    let Some(storm) = storm else {
+        tracing::warn!(storm = %message.storm_id, "message for a storm that does not exist dropped");
+        return Ok(vec![]);
+    };
+    // Queued: first delivery. Publishing: a redelivery after a crash or a failed later step,
+    // which resumes (published parts are skipped). Anything else: nothing to do.
+    let resuming = match storm.status.name() {
+        StatusName::Queued => false,
+        StatusName::Publishing => true,
+        _ => {
+            tracing::info!(storm = %storm.id, status = %storm.status.name(), "nothing to do");
+            return Ok(vec![]);
+        }
+    };
+    if storm.version != message.version {
+        tracing::info!(storm = %storm.id, "message of an older version dropped");
+        return Ok(vec![]);
+    }
+    let finish = |outcome: Outcome| {
+        Ok(vec![
+            ResultMessage {
+                storm_id: storm.id.clone(),
+                account_id: storm.account_id.clone(),
+                version: storm.version,
+                outcome,
+            }
+            .to(&deps.results_queue),
+        ])
+    };
+
+    // Authorisation at publish time, before any Threads call.
+    let account = match authorise(deps, &storm).await? {
+        Ok(account) => account,
+        Err(reason) => {
+            tracing::warn!(storm = %storm.id, code = %reason.code, "storm may not be published");
+            return finish(Outcome::Failed {
+                reason,
+                parts: vec![],
+            });
+        }
+    };
+
+    if !resuming {
+        let moved = deps
+            .posts
+            .transition(
+                &storm.id,
+                Transition::new(&[StatusName::Queued], Status::Publishing, now)
+                    .at_version(storm.version),
+            )
+            .await
+            .map_err(|e| Retry(e.to_string()))?;
+        if let Moved::Stale { current } = moved {
+            // Cancelled (or handled) meanwhile: publishing must not start.
+            tracing::info!(storm = %storm.id, ?current, "storm moved on before publishing");
+            return Ok(vec![]);
+        }
+    }
+
+    let token = match deps.tokens.open(&account).await {
+        Ok(token) => token,
+        Err(TokenError::Retryable(why)) => return Err(Retry(why)),
+        Err(TokenError::Unusable(why)) => {
+            return finish(Outcome::Failed {
+                reason: Reason::new(
+                    "needs_reauth",
+                    format!(
+                        "The stored Threads token of this account cannot be used ({why}). \
+                         Connect the account again, then submit the storm again."
+                    ),
+                ),
+                parts: vec![],
+            });
+        }
+    };
+
+    let mut published: Vec<PublishedPart> = Vec::with_capacity(storm.parts.len());
+    for part in &storm.parts {
+        let left = deadline_ms - now_ms();
+        if left < i64::try_from(deps.settings.margin.as_millis()).unwrap_or(i64::MAX) {
+            // Resumes from here on the next delivery.
+            return Err(Retry(format!(
+                "{left} ms left in the invocation; part {} waits for the next delivery",
+                part.index + 1
+            )));
+        }
+        let job = PartJob {
+            deps,
+            token: &token,
+            user: &storm.account_id,
+            storm: &storm,
+            index: part.index,
+            content: &part.content,
+            parent: published.last().map(|p| &p.media_id),
+            deadline_ms,
+            now,
+        };
+        match job.run().await {
+            Ok(p) => published.push(PublishedPart {
+                index: part.index,
+                media_id: p.media_id,
+                container_id: p.container_id,
+                permalink: p.permalink,
+            }),
+            Err(PartError::Retry(why)) if receive_count(record) < deps.settings.final_receive => {
+                return Err(Retry(why));
+            }
+            Err(PartError::Retry(why)) => {
+                return finish(Outcome::Failed {
+                    reason: Reason::new(
+                        "threads_unavailable",
+                        format!(
+                            "Threads kept failing temporarily while publishing part {} ({why}); \
+                             {} of {} parts are published. Submit the rest again later.",
+                            part.index + 1,
+                            published.len(),
+                            storm.parts.len()
+                        ),
+                    ),
+                    parts: published,
+                });
+            }
+            Err(PartError::Defer { not_before, reason }) => {
+                tracing::info!(storm = %storm.id, part = part.index, not_before, %reason, "rate limited by Threads; storm deferred");
+                defer(&deps.posts, &storm, not_before, now).await?;
+                return Ok(vec![]);
+            }
+            Err(PartError::Reauth(why)) => {
+                let reason = format!(
+                    "Threads refused this account's token: {why}. Connect the account again."
+                );
+                deps.accounts
+                    .mark_needs_reauth(&storm.account_id, &reason, now)
+                    .await
+                    .map_err(|e| Retry(e.to_string()))?;
+                return finish(Outcome::Failed {
+                    reason: Reason::new(
+                        "needs_reauth",
+                        format!(
+                            "{reason} Then submit the storm again ({} of {} parts are published).",
+                            published.len(),
+                            storm.parts.len()
+                        ),
+                    ),
+                    parts: published,
+                });
+            }
+            Err(PartError::Fail(reason)) => {
+                return finish(Outcome::Failed {
+                    reason,
+                    parts: published,
+                });
+            }
+        }
+    }
+    finish(Outcome::Published { parts: published })
+}
+
+/// The account, if the storm's owner may publish to it now; else the reason why not.
+async fn authorise(deps: &PosterDeps, storm: &Storm) -> Result<Result<Account, Reason>, Retry> {
+    let account = deps
+        .accounts
+        .load(&storm.account_id)
+        .await
+        .map_err(|e| Retry(e.to_string()))?;
+    let forbidden = |text: &str| {
+        Ok(Err(Reason::new(
+            "forbidden",
+            format!("{text}; nothing was published."),
+        )))
+    };
+    let Some(account) = account else {
+        return forbidden("The Threads account is no longer connected to ThreadStorm");
+    };
+    if account.owner_user_id != storm.owner_user_id {
+        return forbidden("The Threads account is not connected by the user who submitted this");
+    }
+    match account.state {
+        AccountState::Connected => Ok(Ok(account)),
+        AccountState::NeedsReauth => Ok(Err(Reason::new(
+            "needs_reauth",
+            "Threads no longer accepts this account's token; connect the account again, then \
+             submit the storm again. Nothing was published.",
+        ))),
+        AccountState::Disconnected => forbidden("The Threads account was disconnected"),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
