@@ -242,6 +242,25 @@ impl PostsStore {
         }
     }
 
+    /// Cancels `owner`'s storm if nothing has been sent to Threads yet (scheduled, queued or
+    /// deferred). `Stale` says it was not: publishing began, it ended, or it is not theirs.
+    pub async fn cancel(&self, id: &StormId, owner: &str, now: i64) -> Result<Moved, PostsError> {
+        self.transition(
+            id,
+            Transition::new(
+                &[
+                    StatusName::Scheduled,
+                    StatusName::Queued,
+                    StatusName::Deferred,
+                ],
+                Status::Cancelled,
+                now,
+            )
+            .owned_by(owner),
+        )
+        .await
+    }
+
     /// Records the storm's end and each published part in one transaction: `to` (published or
     /// failed) only from one of `from`. Parts already recorded are simply written again.
     pub async fn finish(

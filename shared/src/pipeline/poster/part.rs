@@ -316,6 +316,9 @@ impl PartJob<'_> {
         let settings = &self.deps.settings;
         let threads = &self.deps.threads;
         let mut last = String::new();
+        // Whether every failed attempt was "not ready": only then is the reason
+        // `container_not_ready`; a 5xx that did not publish is temporary trouble instead.
+        let mut only_not_ready = true;
         for attempt in 0..settings.publish_attempts {
             if attempt > 0 {
                 self.pause(attempt - 1).await;
@@ -333,7 +336,10 @@ impl PartJob<'_> {
                     // It may have gone through: the container says.
                     match self.status(container).await? {
                         ContainerStatus::Published => return self.recover(container).await,
-                        ContainerStatus::Finished | ContainerStatus::InProgress => last = reason,
+                        ContainerStatus::Finished | ContainerStatus::InProgress => {
+                            only_not_ready = false;
+                            last = reason;
+                        }
                         ContainerStatus::Error(failure) => {
                             return Err(PartError::Fail(Reason::new(
                                 "container_error",
@@ -347,6 +353,13 @@ impl PartJob<'_> {
                 }
                 Err(other) => return Err(self.classify(other)),
             }
+        }
+        if !only_not_ready {
+            return Err(PartError::Retry(format!(
+                "part {}: publishing failed {} times without publishing: {last}",
+                self.index + 1,
+                settings.publish_attempts
+            )));
         }
         Err(PartError::Fail(Reason::new(
             "container_not_ready",

@@ -1,0 +1,638 @@
+//! The pipeline end to end: intake → dedupe → gate → poster → result sink, each stage driven with
+//! real batches received from its real FIFO queue in moto, publishing to the Threads emulator
+//! over HTTP. The cases are those of cases/README.md (P1, P2, P3, Q2) and the invariants of
+//! DESIGN.md: published once, in order, whole storms validated first, deferred never dropped.
+
+use std::time::{Duration, Instant};
+
+use threads_emulator::{Endpoint, Fault, FaultPlan};
+use threadstorm::pipeline::gate::{KILL_SWITCH_PK, KILL_SWITCH_SK, Reservation};
+use threadstorm::pipeline::scheduler;
+use threadstorm::posts::{Moved, PartContent, Status, StatusName, Storm};
+use threadstorm::resources::Resource;
+use threadstorm::store::{n, s};
+use threadstorm_tests::support::counting::diff;
+use threadstorm_tests::support::world::{ACCOUNT, Consumer, OWNER, World, now};
+
+fn reason_code(storm: &Storm) -> Option<&str> {
+    match &storm.status {
+        Status::Rejected(r) | Status::Failed(r) => Some(r.code.as_str()),
+        _ => None,
+    }
+}
+
+/// A storm's parts as Threads has them, in publish order: (text, reply_to_id, media_id).
+fn published(world: &World) -> Vec<(Option<String>, Option<String>, String)> {
+    world
+        .emu
+        .published()
+        .into_iter()
+        .map(|p| (p.text, p.reply_to_id, p.media_id))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_storm_is_published_in_order_each_part_replying_to_the_one_before() {
+    let w = World::new().await;
+    let t = now();
+    let before = w.counter.snapshot();
+    let storm = w.submit(&["one", "two", "three"], t).await;
+    assert_eq!(storm.status, Status::Queued);
+    w.drain(t).await;
+
+    let stored = w.storm(&storm.id).await;
+    let posts = published(&w);
+    assert_eq!(posts.len(), 3, "{posts:?}");
+    assert_eq!(posts[0].0.as_deref(), Some("one"));
+    assert_eq!(posts[0].1, None, "the first part is a post, not a reply");
+    assert_eq!(posts[1].1.as_deref(), Some(posts[0].2.as_str()));
+    assert_eq!(posts[2].1.as_deref(), Some(posts[1].2.as_str()));
+    let Status::Published { media_id, .. } = &stored.status else {
+        panic!("not published: {:?}", stored.status);
+    };
+    assert_eq!(media_id.as_str(), posts[0].2);
+    for (part, post) in stored.parts.iter().zip(&posts) {
+        assert_eq!(
+            part.media_id.as_ref().map(|m| m.as_str()),
+            Some(post.2.as_str())
+        );
+    }
+    let calls = w.emu.calls();
+    assert_eq!((calls.create, calls.publish), (3, 3), "{calls:?}");
+    assert_eq!(
+        calls.api_total(),
+        6,
+        "nothing but create and publish: {calls:?}"
+    );
+
+    let requests = diff(&before, &w.counter.snapshot());
+    eprintln!("AWS requests for one 3-part storm: {requests:?}");
+    assert!(
+        w.depth(Consumer::ResultSink).await + w.depth(Consumer::Poster).await == 0,
+        "queues drained"
+    );
+}
+
+#[tokio::test]
+async fn case_p1_a_storm_with_one_part_over_500_bytes_is_rejected_whole_before_any_call() {
+    let w = World::new().await;
+    let t = now();
+    let over = format!("{}🚀", "a".repeat(497)); // 501 bytes
+    assert_eq!(over.len(), 501);
+    let storm = w.submit(&["part one", &over, "part three"], t).await;
+    w.drain(t).await;
+
+    let stored = w.storm(&storm.id).await;
+    assert_eq!(stored.status.name(), StatusName::Rejected);
+    assert_eq!(reason_code(&stored), Some("text_too_long"));
+    assert_eq!(w.emu.calls().api_total(), 0, "no Threads call at all");
+    assert!(
+        w.quota.calls.lock().unwrap().is_empty(),
+        "no quota reserved"
+    );
+}
+
+#[tokio::test]
+async fn case_p2_not_ready_twice_then_published_on_the_same_container() {
+    let w = World::new().await;
+    let t = now();
+    w.emu
+        .inject(FaultPlan::times(Endpoint::Publish, Fault::NotReady, 2));
+    let storm = w.submit(&["first", "second"], t).await;
+    w.drain(t).await;
+
+    let stored = w.storm(&storm.id).await;
+    assert_eq!(
+        stored.status.name(),
+        StatusName::Published,
+        "{:?}",
+        stored.status
+    );
+    let posts = w.emu.published();
+    assert_eq!(posts.len(), 2);
+    let calls = w.emu.calls();
+    // Part 1: one container, three publishes (two refused); part 2: one and one.
+    assert_eq!(calls.create, 2, "{calls:?}");
+    assert_eq!(calls.publish, 4, "{calls:?}");
+    assert_eq!(posts[0].container_id, "17890000000000001");
+    assert!(posts[0].media_id.starts_with("1792"));
+    assert_eq!(
+        posts[1].reply_to_id.as_deref(),
+        Some(posts[0].media_id.as_str())
+    );
+}
+
+#[tokio::test]
+async fn case_p2_exhausted_retries_fail_with_container_not_ready_and_no_second_container() {
+    let w = World::new().await;
+    let t = now();
+    let attempts = w.poster.settings.publish_attempts as usize;
+    w.emu.inject(FaultPlan::times(
+        Endpoint::Publish,
+        Fault::NotReady,
+        attempts,
+    ));
+    let started = Instant::now();
+    let storm = w.submit(&["first", "second"], t).await;
+    w.drain(t).await;
+
+    let stored = w.storm(&storm.id).await;
+    assert_eq!(
+        reason_code(&stored),
+        Some("container_not_ready"),
+        "{:?}",
+        stored.status
+    );
+    let calls = w.emu.calls();
+    assert_eq!(calls.create, 1, "never a second container: {calls:?}");
+    assert_eq!(calls.publish as usize, attempts);
+    assert!(w.emu.published().is_empty());
+    // Backoff between the attempts: at least half of each capped exponential step.
+    let base = w.poster.settings.backoff_base;
+    let min: Duration = (0..attempts as u32 - 1)
+        .map(|a| (base * 2u32.pow(a)).min(w.poster.settings.backoff_cap) / 2)
+        .sum();
+    assert!(
+        started.elapsed() >= min,
+        "{:?} < {min:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn case_p3_a_failed_result_send_is_completed_by_the_redelivery_without_threads_calls() {
+    let mut w = World::new().await;
+    let t = now();
+    let storm = w.submit(&["only"], t).await;
+    // Dedupe and gate run; the poster's first attempt publishes, then cannot send its result.
+    w.pass(Consumer::Dedupe, t).await;
+    w.pass(Consumer::Gate, t).await;
+    let real = std::mem::replace(
+        &mut w.poster.results_queue,
+        format!("{}-missing", w.stack.name(Resource::ResultsQueue)),
+    );
+    let (_, answer) = w.step(Consumer::Poster, t).await.expect("poster message");
+    assert_eq!(answer.unwrap().batch_item_failures.len(), 1, "redelivered");
+    assert_eq!(w.emu.published().len(), 1);
+    let calls_after_publish = w.emu.calls();
+
+    w.poster.results_queue = real;
+    w.drain(t).await;
+    let calls = w.emu.calls();
+    assert_eq!(
+        calls.create, calls_after_publish.create,
+        "no create on redelivery"
+    );
+    assert_eq!(
+        calls.publish, calls_after_publish.publish,
+        "no publish on redelivery"
+    );
+    assert_eq!(w.emu.published().len(), 1, "exactly one post on Threads");
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+}
+
+#[tokio::test]
+async fn case_p3_a_crash_between_publish_and_record_reads_the_container_and_does_not_publish_again()
+{
+    let w = World::new().await;
+    let t = now();
+    let storm = w.submit(&["root", "reply"], t).await;
+    w.pass(Consumer::Dedupe, t).await;
+    w.pass(Consumer::Gate, t).await;
+    // Part 1 publishes, but its record is never completed (the store fails as if the function
+    // died there); the lock outlives the invocation until its deadline.
+    w.ledger
+        .fail_completes
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let (_, answer) = w.step(Consumer::Poster, t).await.expect("poster message");
+    assert_eq!(answer.unwrap().batch_item_failures.len(), 1);
+    assert_eq!(w.emu.published().len(), 1);
+    let key = format!("publish#{}#000", storm.id);
+    assert!(
+        w.ledger.checkpoint_of(&key).is_some(),
+        "container checkpointed before publishing"
+    );
+    assert!(w.ledger.completed(&key).is_none());
+
+    w.ledger.expire(&key);
+    let before = w.emu.calls();
+    w.drain(t).await;
+    let calls = w.emu.calls();
+    assert_eq!(
+        calls.publish - before.publish,
+        1,
+        "only part 2 is published: {calls:?}"
+    );
+    assert_eq!(
+        calls.create - before.create,
+        1,
+        "only part 2's container: {calls:?}"
+    );
+    assert!(
+        calls.status > before.status,
+        "the container's status was read first"
+    );
+    let posts = w.emu.published();
+    assert_eq!(posts.len(), 2, "{posts:?}");
+    assert_eq!(
+        posts[1].reply_to_id.as_deref(),
+        Some(posts[0].media_id.as_str())
+    );
+    let stored = w.storm(&storm.id).await;
+    assert_eq!(stored.status.name(), StatusName::Published);
+    assert_eq!(
+        stored.parts[0].media_id.as_ref().map(|m| m.as_str()),
+        Some(posts[0].media_id.as_str()),
+        "the recovered media id"
+    );
+}
+
+#[tokio::test]
+async fn case_p3_code_10_that_did_publish_is_recorded_as_published_once() {
+    let w = World::new().await;
+    let t = now();
+    w.emu
+        .inject(FaultPlan::once(Endpoint::Publish, Fault::FalseFailure));
+    let storm = w.submit(&["said no, did yes", "and a reply"], t).await;
+    w.drain(t).await;
+
+    let posts = w.emu.published();
+    assert_eq!(posts.len(), 2, "exactly one post per part: {posts:?}");
+    assert_eq!(
+        posts[1].reply_to_id.as_deref(),
+        Some(posts[0].media_id.as_str())
+    );
+    let stored = w.storm(&storm.id).await;
+    let Status::Published { media_id, .. } = &stored.status else {
+        panic!("{:?}", stored.status)
+    };
+    assert_eq!(media_id.as_str(), posts[0].media_id);
+    assert_eq!(
+        w.emu.calls().publish,
+        2,
+        "no second publish of the first container"
+    );
+}
+
+#[tokio::test]
+async fn case_q2_a_failing_message_fails_itself_and_every_later_one_and_nothing_runs_after_it() {
+    let w = World::new().await;
+    let t = now();
+    let attempts = w.poster.settings.publish_attempts as usize;
+    let storms = [
+        w.submit(&["m1"], t).await,
+        w.submit(&["m2"], t).await,
+        w.submit(&["m3"], t).await,
+    ];
+    while w.step(Consumer::Dedupe, t).await.is_some() {}
+    while w.step(Consumer::Gate, t).await.is_some() {}
+    // m1's publish goes through; every publish of m2 answers 500 (and does not publish).
+    let mut steps = vec![None];
+    steps.extend(std::iter::repeat_n(Some(Fault::Transient), attempts));
+    w.emu.inject(FaultPlan::sequence(Endpoint::Publish, steps));
+
+    let (records, answer) = w.step(Consumer::Poster, t).await.expect("a batch");
+    assert_eq!(records.len(), 3, "one batch of three, same account");
+    let ids: Vec<String> = records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    assert_eq!(
+        serde_json::to_value(answer.unwrap()).unwrap(),
+        serde_json::json!({"batchItemFailures":[{"itemIdentifier":ids[1]},{"itemIdentifier":ids[2]}]})
+    );
+    let posts = w.emu.published();
+    assert_eq!(posts.len(), 1);
+    assert_eq!(posts[0].text.as_deref(), Some("m1"));
+    assert_eq!(w.emu.calls().create, 2, "m3 was not touched");
+    assert_eq!(w.storm(&storms[2].id).await.status, Status::Queued);
+
+    // Redelivered in order, they all publish, once.
+    w.drain(t).await;
+    let texts: Vec<_> = w
+        .emu
+        .published()
+        .into_iter()
+        .filter_map(|p| p.text)
+        .collect();
+    assert_eq!(texts, ["m1", "m2", "m3"]);
+}
+
+#[tokio::test]
+async fn the_same_content_within_a_day_is_rejected_naming_the_first_storm() {
+    let w = World::new().await;
+    let t = now();
+    let first = w.submit(&["Hello   world"], t).await;
+    let second = w.submit(&["hello world"], t + 60).await;
+    w.drain(t + 60).await;
+    assert_eq!(
+        w.storm(&first.id).await.status.name(),
+        StatusName::Published
+    );
+    let stored = w.storm(&second.id).await;
+    let Status::Rejected(reason) = &stored.status else {
+        panic!("{:?}", stored.status)
+    };
+    assert_eq!(reason.code, "duplicate");
+    assert!(reason.text.contains(first.id.as_str()), "{}", reason.text);
+    assert_eq!(w.emu.published().len(), 1);
+
+    // A day later the same content is new again: the expiry is checked in the condition.
+    let third = w.submit(&["hello world"], t + 60 + 86_401).await;
+    w.drain(t + 60 + 86_401).await;
+    assert_eq!(
+        w.storm(&third.id).await.status.name(),
+        StatusName::Published
+    );
+}
+
+#[tokio::test]
+async fn every_stage_message_delivered_twice_publishes_exactly_once() {
+    let w = World::new().await;
+    let t = now();
+    let storm = w.submit(&["twice a", "twice b"], t).await;
+    for consumer in Consumer::ALL {
+        let queue = w.queue_of(consumer);
+        let esm = &w.stack.aws.sqs;
+        let records = threadstorm_tests::support::sqs::receive(esm, &queue).await;
+        assert_eq!(records.len(), 1, "{consumer:?}");
+        // The same message, handled twice (a lost delete), then a resend by a new id (beyond
+        // SQS's five-minute deduplication) handled a third time.
+        let first = w.invoke(consumer, &records, t).await.unwrap();
+        assert!(
+            first.batch_item_failures.is_empty(),
+            "{consumer:?}: {first:?}"
+        );
+        let mut again = records.clone();
+        again[0]
+            .attributes
+            .insert("ApproximateReceiveCount".into(), "2".into());
+        let second = w.invoke(consumer, &again, t).await.unwrap();
+        assert!(
+            second.batch_item_failures.is_empty(),
+            "{consumer:?}: {second:?}"
+        );
+        threadstorm_tests::support::sqs::settle(esm, &queue, &records, &Ok(first)).await;
+        assert!(
+            threadstorm_tests::support::sqs::receive(esm, &queue)
+                .await
+                .is_empty(),
+            "{consumer:?}: the second handling sent nothing SQS did not deduplicate"
+        );
+        let third = w.invoke(consumer, &records, t).await.unwrap();
+        assert!(third.batch_item_failures.is_empty());
+    }
+    w.drain(t).await;
+    assert_eq!(w.emu.published().len(), 2);
+    assert_eq!(w.emu.calls().create, 2);
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+    assert_eq!(
+        w.quota.reserved.lock().unwrap().len(),
+        1,
+        "reserved for one storm"
+    );
+}
+
+#[tokio::test]
+async fn no_capacity_defers_the_whole_storm_deletes_its_message_and_the_sweep_sends_it_again() {
+    let w = World::new().await;
+    let t = now();
+    let not_before = t + 3_600;
+    *w.quota.answer.lock().unwrap() = Reservation::Deferred { not_before };
+    let storm = w.submit(&["later 1", "later 2", "later 3"], t).await;
+    w.drain(t).await;
+
+    let stored = w.storm(&storm.id).await;
+    assert_eq!(stored.status, Status::Deferred { not_before });
+    assert_eq!(
+        w.emu.calls().api_total(),
+        0,
+        "deferred before its first part"
+    );
+    assert_eq!(
+        w.quota.calls.lock().unwrap().as_slice(),
+        [(storm.id.to_string(), 1, 2)],
+        "one reservation for the whole storm: 1 post and 2 replies"
+    );
+    for consumer in Consumer::ALL {
+        assert_eq!(
+            w.depth(consumer).await,
+            0,
+            "{consumer:?}: deleted, not failed"
+        );
+    }
+
+    // Not yet due: the sweep leaves it.
+    let early = scheduler::sweep(&w.scheduler, not_before - 1)
+        .await
+        .unwrap();
+    assert_eq!(early.enqueued, 0);
+    *w.quota.answer.lock().unwrap() = Reservation::Reserved;
+    let due = scheduler::sweep(&w.scheduler, not_before).await.unwrap();
+    assert_eq!(due.enqueued, 1, "{due:?}");
+    w.drain(not_before).await;
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+    assert_eq!(w.emu.published().len(), 3);
+}
+
+#[tokio::test]
+async fn the_kill_switch_defers_instead_of_dropping() {
+    let w = World::new().await;
+    let t = now();
+    w.stack
+        .aws
+        .dynamodb
+        .put_item()
+        .table_name(w.stack.name(Resource::RateLimitsTable))
+        .item("pk", s(KILL_SWITCH_PK))
+        .item("sk", s(KILL_SWITCH_SK))
+        .item(
+            "paused",
+            aws_sdk_dynamodb::types::AttributeValue::Bool(true),
+        )
+        .item("until", n(t + 600))
+        .send()
+        .await
+        .unwrap();
+    let storm = w.submit(&["paused"], t).await;
+    w.drain(t).await;
+    assert_eq!(
+        w.storm(&storm.id).await.status,
+        Status::Deferred {
+            not_before: t + 600
+        }
+    );
+    assert_eq!(w.emu.calls().api_total(), 0);
+    assert!(w.quota.calls.lock().unwrap().is_empty());
+
+    // The pause ends by itself at `until`.
+    scheduler::sweep(&w.scheduler, t + 600).await.unwrap();
+    w.drain(t + 600).await;
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+}
+
+#[tokio::test]
+async fn an_account_that_changed_hands_is_refused_at_publish_time_without_threads_calls() {
+    let w = World::new().await;
+    let t = now();
+    let storm = w.submit(&["scheduled by the old owner"], t).await;
+    w.pass(Consumer::Dedupe, t).await;
+    w.pass(Consumer::Gate, t).await;
+    w.connect("someone-else", ACCOUNT).await;
+    w.drain(t).await;
+    let stored = w.storm(&storm.id).await;
+    assert_eq!(
+        reason_code(&stored),
+        Some("forbidden"),
+        "{:?}",
+        stored.status
+    );
+    assert_eq!(w.emu.calls().api_total(), 0);
+}
+
+#[tokio::test]
+async fn a_refused_token_flags_the_account_and_fails_the_storm_with_an_actionable_reason() {
+    let w = World::new().await;
+    let t = now();
+    let token = w.emu.issue_long_lived_token(ACCOUNT);
+    w.connect(OWNER, ACCOUNT).await;
+    // Replace the stored token with one Threads then revokes.
+    w.stack
+        .aws
+        .dynamodb
+        .update_item()
+        .table_name(w.stack.name(Resource::AccountsTable))
+        .key("account_id", s(ACCOUNT))
+        .update_expression("SET sealed_token = :t")
+        .expression_attribute_values(":t", s(&token))
+        .send()
+        .await
+        .unwrap();
+    w.emu.revoke_token(&token);
+    let storm = w.submit(&["no longer allowed"], t).await;
+    w.drain(t).await;
+    let stored = w.storm(&storm.id).await;
+    let Status::Failed(reason) = &stored.status else {
+        panic!("{:?}", stored.status)
+    };
+    assert_eq!(reason.code, "needs_reauth");
+    assert!(
+        reason.text.contains("Connect the account again"),
+        "{}",
+        reason.text
+    );
+    let account = w
+        .stack
+        .aws
+        .dynamodb
+        .get_item()
+        .table_name(w.stack.name(Resource::AccountsTable))
+        .key("account_id", s(ACCOUNT))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        account.item().and_then(|i| i.get("status")),
+        Some(&s("needs_reauth"))
+    );
+    assert!(w.emu.published().is_empty());
+}
+
+#[tokio::test]
+async fn a_cancelled_storm_is_never_published_and_publishing_cannot_be_cancelled() {
+    let w = World::new().await;
+    let t = now();
+    let storm = w.submit(&["cancel me"], t).await;
+    assert_eq!(
+        w.posts.cancel(&storm.id, "not-the-owner", t).await.unwrap(),
+        Moved::Stale {
+            current: Some(Status::Queued)
+        }
+    );
+    assert_eq!(
+        w.posts.cancel(&storm.id, OWNER, t).await.unwrap(),
+        Moved::Moved
+    );
+    w.drain(t).await;
+    assert_eq!(w.storm(&storm.id).await.status, Status::Cancelled);
+    assert_eq!(w.emu.calls().api_total(), 0);
+
+    let other = w.submit(&["published first"], t).await;
+    w.drain(t).await;
+    assert!(matches!(
+        w.posts.cancel(&other.id, OWNER, t).await.unwrap(),
+        Moved::Stale {
+            current: Some(Status::Published { .. })
+        }
+    ));
+}
+
+#[tokio::test]
+async fn a_storm_stored_but_never_enqueued_is_sent_by_the_sweep_after_the_grace_period() {
+    let mut w = World::new().await;
+    let t = now();
+    w.intake.intake_queue = format!("{}-missing", w.stack.name(Resource::IntakeQueue));
+    let storm = w.submit(&["lost send"], t).await;
+    assert_eq!(w.depth(Consumer::Dedupe).await, 0);
+    let grace = w.scheduler.settings.grace_secs;
+    assert_eq!(scheduler::sweep(&w.scheduler, t).await.unwrap().enqueued, 0);
+    // Two sweeps at once: the storm is sent once.
+    let (a, b) = tokio::join!(
+        scheduler::sweep(&w.scheduler, t + grace),
+        scheduler::sweep(&w.scheduler, t + grace)
+    );
+    assert_eq!(a.unwrap().enqueued + b.unwrap().enqueued, 1);
+    w.drain(t + grace).await;
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+    assert_eq!(w.emu.published().len(), 1);
+}
+
+#[tokio::test]
+async fn a_scheduled_storm_waits_for_its_time() {
+    let w = World::new().await;
+    let t = now();
+    let new = threadstorm::pipeline::intake::NewStorm {
+        account_id: w.account.clone(),
+        parts: vec![PartContent::text("at noon")],
+        publish_at: Some(t + 7_200),
+    };
+    let storm = threadstorm::pipeline::intake::submit(&w.intake, OWNER, new, t)
+        .await
+        .unwrap();
+    assert_eq!(storm.status, Status::Scheduled);
+    w.drain(t).await;
+    assert_eq!(
+        scheduler::sweep(&w.scheduler, t + 7_199)
+            .await
+            .unwrap()
+            .enqueued,
+        0
+    );
+    assert_eq!(
+        scheduler::sweep(&w.scheduler, t + 7_200)
+            .await
+            .unwrap()
+            .enqueued,
+        1
+    );
+    w.drain(t + 7_200).await;
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+}
