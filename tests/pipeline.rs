@@ -490,7 +490,7 @@ async fn an_account_that_changed_hands_is_refused_at_publish_time_without_thread
     let storm = w.submit(&["scheduled by the old owner"], t).await;
     w.pass(Consumer::Dedupe, t).await;
     w.pass(Consumer::Gate, t).await;
-    w.connect("someone-else", ACCOUNT).await;
+    w.hand_over("someone-else", ACCOUNT).await;
     w.drain(t).await;
     let stored = w.storm(&storm.id).await;
     assert_eq!(
@@ -635,4 +635,151 @@ async fn a_scheduled_storm_waits_for_its_time() {
         w.storm(&storm.id).await.status.name(),
         StatusName::Published
     );
+}
+
+#[tokio::test]
+async fn case_p1_the_500_limit_is_counted_in_utf8_bytes_before_any_threads_call() {
+    let w = World::new().await;
+    let t = now();
+    let exactly_500 = format!("{}🚀", "a".repeat(496));
+    let over_by_one = format!("{}🚀", "a".repeat(497));
+    let curly = format!("{}’’’", "a".repeat(495));
+    assert_eq!(
+        (
+            exactly_500.len(),
+            over_by_one.len(),
+            curly.len(),
+            curly.chars().count()
+        ),
+        (500, 501, 504, 498)
+    );
+    let ok = w.submit(&[&exactly_500], t).await;
+    let long = w.submit(&[&over_by_one], t).await;
+    let quotes = w.submit(&[&curly], t).await;
+    w.drain(t).await;
+    assert_eq!(w.storm(&ok.id).await.status.name(), StatusName::Published);
+    for refused in [&long, &quotes] {
+        let stored = w.storm(&refused.id).await;
+        assert_eq!(
+            reason_code(&stored),
+            Some("text_too_long"),
+            "{:?}",
+            stored.status
+        );
+        let Status::Rejected(reason) = &stored.status else {
+            unreachable!()
+        };
+        assert!(reason.text.contains("bytes"), "{}", reason.text);
+    }
+    let calls = w.emu.calls();
+    assert_eq!(
+        (calls.create, calls.publish),
+        (1, 1),
+        "only the 500-byte post reached Threads"
+    );
+}
+
+#[tokio::test]
+async fn case_b1_prohibited_terms_after_normalisation_reject_the_whole_storm_naming_the_term() {
+    let w = World::new().await;
+    let t = now();
+    let mut refused = Vec::new();
+    for text in [
+        "Try Glim\u{200D}mr today",
+        "Try ＧＬＩＭＭＲ today",
+        "ACE deals!",
+    ] {
+        // In the last part of a storm: nothing of it is published.
+        refused.push((
+            text,
+            w.submit(&["a fine start", "still fine", text], t).await,
+        ));
+    }
+    let fine = [
+        w.submit(&["Our space program"], t).await,
+        w.submit(&["Acetone is flammable"], t).await,
+    ];
+    w.drain(t).await;
+    for (text, storm) in &refused {
+        let stored = w.storm(&storm.id).await;
+        let Status::Rejected(reason) = &stored.status else {
+            panic!("{text}: {:?}", stored.status)
+        };
+        assert_eq!(reason.code, "prohibited_term", "{text}");
+        let term = if text.contains("ACE") {
+            "Ace"
+        } else {
+            "Glimmr"
+        };
+        assert!(reason.text.contains(term), "{text}: {}", reason.text);
+    }
+    for storm in &fine {
+        assert_eq!(
+            w.storm(&storm.id).await.status.name(),
+            StatusName::Published
+        );
+    }
+    let texts: Vec<_> = w
+        .emu
+        .published()
+        .into_iter()
+        .filter_map(|p| p.text)
+        .collect();
+    assert_eq!(texts, ["Our space program", "Acetone is flammable"]);
+}
+
+#[tokio::test]
+async fn intake_with_the_policy_answers_422_and_stores_nothing() {
+    let mut w = World::new().await;
+    let t = now();
+    w.intake.rules = Some(std::sync::Arc::new(
+        threadstorm_tests::support::world::case_b1_policy(),
+    ));
+    let new = threadstorm::pipeline::intake::NewStorm {
+        account_id: w.account.clone(),
+        parts: vec![PartContent::text("ok"), PartContent::text("a".repeat(501))],
+        publish_at: None,
+    };
+    let err = threadstorm::pipeline::intake::submit(&w.intake, OWNER, new, t)
+        .await
+        .unwrap_err();
+    let problem = threadstorm::edge::Problem::from(err);
+    assert_eq!((problem.status, problem.code), (422, "content_refused"));
+    assert!(problem.detail.contains("Part 2"), "{}", problem.detail);
+    let (listed, _) = w.posts.list_by_owner(OWNER, 10, None).await.unwrap();
+    assert!(listed.is_empty(), "nothing stored");
+    assert_eq!(w.depth(Consumer::Dedupe).await, 0, "nothing sent");
+
+    // Someone else's account: 403, nothing stored.
+    let new = threadstorm::pipeline::intake::NewStorm {
+        account_id: w.account.clone(),
+        parts: vec![PartContent::text("not mine")],
+        publish_at: None,
+    };
+    let err = threadstorm::pipeline::intake::submit(&w.intake, "intruder", new, t)
+        .await
+        .unwrap_err();
+    assert_eq!(threadstorm::edge::Problem::from(err).status, 403);
+    assert!(
+        w.posts
+            .list_by_owner("intruder", 10, None)
+            .await
+            .unwrap()
+            .0
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+async fn an_owner_lists_their_storms_newest_first() {
+    let w = World::new().await;
+    let t = now();
+    let first = w.submit(&["older"], t).await;
+    let second = w.submit(&["newer", "with a reply"], t + 1).await;
+    let (listed, _) = w.posts.list_by_owner(OWNER, 10, None).await.unwrap();
+    let ids: Vec<_> = listed.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids, [second.id.clone(), first.id.clone()]);
+    assert_eq!(listed[0].part_count, 2);
+    assert_eq!(listed[0].kind, threadstorm::posts::StormKind::Storm);
+    assert_eq!(listed[1].kind, threadstorm::posts::StormKind::Post);
 }

@@ -1,18 +1,18 @@
 //! Stand-ins for the modules the pipeline uses through narrow traits and that are built on other
-//! branches (idempotency records, quota reservations, content policy, the token vault). Each is
+//! branches (idempotency records, quota reservations, the token vault). Each is
 //! as small as the tests need and counts the store requests its real counterpart would make.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use threadstorm::pipeline::dedupe::{ContentRules, Rejected};
+use threadstorm::accounts::Account;
 use threadstorm::pipeline::gate::{Quota, QuotaError, Reservation};
 use threadstorm::pipeline::poster::{
-    Account, Begin, Fenced, LedgerError, OwnerToken, PublishLedger, TokenError, TokenOpener,
+    Begin, Fenced, LedgerError, OwnerToken, PublishLedger, TokenError, TokenOpener,
 };
 use threadstorm::pipeline::stage::BoxFuture;
-use threadstorm::posts::{AccountId, PartContent, StormId};
+use threadstorm::posts::{AccountId, StormId};
 use threadstorm::threads::AccessToken;
 
 fn now_ms() -> i64 {
@@ -213,37 +213,6 @@ impl Quota for ScriptedQuota {
             }
             Ok(answer)
         })
-    }
-}
-
-/// Threads' text limit in UTF-8 bytes and a case- and space-insensitive fingerprint: enough of
-/// the content policy for the pipeline's own tests.
-#[derive(Debug, Default)]
-pub struct ByteLimitRules;
-
-impl ContentRules for ByteLimitRules {
-    fn check(&self, parts: &[PartContent]) -> Result<(), Rejected> {
-        for (i, part) in parts.iter().enumerate() {
-            let bytes = part.text.as_deref().unwrap_or_default().len();
-            if bytes > 500 {
-                return Err(Rejected {
-                    code: "text_too_long".into(),
-                    reason: format!("Part {} is {bytes} bytes long; Threads allows 500", i + 1),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn fingerprint(&self, account: &AccountId, parts: &[PartContent]) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        account.as_str().hash(&mut h);
-        for part in parts {
-            let text = part.text.as_deref().unwrap_or_default().to_lowercase();
-            text.split_whitespace().collect::<Vec<_>>().hash(&mut h);
-        }
-        format!("{:016x}", h.finish())
     }
 }
 

@@ -8,21 +8,23 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 use local_stack::testing::TestStack;
 use threads_emulator::{Emulator, EmulatorConfig};
+use threadstorm::accounts::{Account, AccountStatus, AccountStore};
 use threadstorm::aws::AwsClients;
 use threadstorm::pipeline::dedupe::{self, ContentRules, DedupeDeps};
 use threadstorm::pipeline::fifo::WholeBatchFailed;
 use threadstorm::pipeline::gate::{self, GateDeps};
 use threadstorm::pipeline::intake::{self, IntakeDeps, NewStorm};
-use threadstorm::pipeline::poster::{self, DynamoAccounts, PosterDeps, PosterSettings};
+use threadstorm::pipeline::poster::{self, PosterDeps, PosterSettings};
 use threadstorm::pipeline::results::{self, LogOnly, ResultSinkDeps};
 use threadstorm::pipeline::scheduler::{SchedulerDeps, SweepSettings};
+use threadstorm::policy::{ContentPolicy, ProhibitedTerms};
 use threadstorm::posts::{AccountId, PartContent, PostsStore, Storm, StormId};
 use threadstorm::resources::Resource;
 use threadstorm::store::s;
 use threadstorm::threads::{ThreadsClient, ThreadsConfig};
 
 use super::counting::RequestCounter;
-use super::fakes::{ByteLimitRules, MemoryLedger, ScriptedQuota, UnsealedTokens};
+use super::fakes::{MemoryLedger, ScriptedQuota, UnsealedTokens};
 use super::sqs;
 
 /// The emulator's default test user.
@@ -65,6 +67,11 @@ pub struct World {
     pub account: AccountId,
 }
 
+/// The content policy with case B1's prohibited terms.
+pub fn case_b1_policy() -> ContentPolicy {
+    ContentPolicy::new(ProhibitedTerms::new(["Glimmr", "Ace"]).expect("terms"))
+}
+
 /// Backoff short enough for tests; every bound as in production.
 pub fn fast_settings() -> PosterSettings {
     PosterSettings {
@@ -76,7 +83,7 @@ pub fn fast_settings() -> PosterSettings {
 
 impl World {
     pub async fn new() -> World {
-        Self::with(EmulatorConfig::default(), Arc::new(ByteLimitRules)).await
+        Self::with(EmulatorConfig::default(), Arc::new(case_b1_policy())).await
     }
 
     pub async fn with(config: EmulatorConfig, rules: Arc<dyn ContentRules>) -> World {
@@ -88,10 +95,7 @@ impl World {
         let posts = PostsStore::new(aws.dynamodb.clone(), table(Resource::PostsTable));
         let ledger = Arc::new(MemoryLedger::default());
         let quota = Arc::new(ScriptedQuota::default());
-        let accounts = Arc::new(DynamoAccounts::new(
-            aws.dynamodb.clone(),
-            table(Resource::AccountsTable),
-        ));
+        let accounts = AccountStore::new(aws.dynamodb.clone(), table(Resource::AccountsTable));
         let threads = ThreadsClient::new(
             ThreadsConfig::new(&emu.base_url(), &emu.authorize_url())
                 .expect("emulator URL")
@@ -167,18 +171,38 @@ impl World {
     /// Connects `account` for `owner`, with a fresh emulator token.
     pub async fn connect(&self, owner: &str, account: &str) {
         let token = self.emu.issue_long_lived_token(account);
+        let t = now();
+        let record = Account {
+            account_id: AccountId::parse(account).expect("account id"),
+            owner_user_id: owner.to_owned(),
+            username: format!("user_{account}"),
+            status: AccountStatus::Connected,
+            sealed_token: Some(token),
+            token_issued_at: t,
+            token_expires_at: t + 60 * 86_400,
+            connected_at: t,
+        };
+        AccountStore::new(
+            self.stack.aws.dynamodb.clone(),
+            self.stack.name(Resource::AccountsTable),
+        )
+        .connect(&record)
+        .await
+        .expect("account connected");
+    }
+
+    /// Hands `account` to `owner` as if the old owner disconnected it and `owner` connected it.
+    pub async fn hand_over(&self, owner: &str, account: &str) {
         self.stack
             .aws
             .dynamodb
-            .put_item()
+            .delete_item()
             .table_name(self.stack.name(Resource::AccountsTable))
-            .item("account_id", s(account))
-            .item("owner_user_id", s(owner))
-            .item("status", s("connected"))
-            .item("sealed_token", s(token))
+            .key("account_id", s(account))
             .send()
             .await
-            .expect("account stored");
+            .expect("account deleted");
+        self.connect(owner, account).await;
     }
 
     /// Submits a storm of text parts through intake.

@@ -11,6 +11,7 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 
 use super::fifo::{Retry, WholeBatchFailed};
 use super::stage::{Handled, Stage, StormMessage, parse, run_batch};
+use crate::policy::{ContentPolicy, PostDraft, content_fingerprint};
 use crate::posts::{
     AccountId, Moved, PartContent, PostsStore, Reason, Status, StatusName, Storm, StormId,
     Transition,
@@ -34,6 +35,21 @@ pub trait ContentRules: Send + Sync {
     /// A digest of the normalised content of the storm for `account`: equal for content a reader
     /// would call the same.
     fn fingerprint(&self, account: &AccountId, parts: &[PartContent]) -> String;
+}
+
+impl ContentRules for ContentPolicy {
+    fn check(&self, parts: &[PartContent]) -> Result<(), Rejected> {
+        let drafts: Vec<PostDraft> = parts.iter().map(PostDraft::from).collect();
+        self.check_storm(&drafts).map_err(|rejections| Rejected {
+            code: rejections.code().to_owned(),
+            reason: rejections.reason(),
+        })
+    }
+
+    fn fingerprint(&self, account: &AccountId, parts: &[PartContent]) -> String {
+        let drafts: Vec<PostDraft> = parts.iter().map(PostDraft::from).collect();
+        content_fingerprint(account.as_str(), &drafts)
+    }
 }
 
 /// What the dedupe stage needs.

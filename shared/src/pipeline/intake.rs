@@ -9,8 +9,8 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::dedupe::ContentRules;
-use super::poster::{AccountDirectory, AccountState};
 use super::stage::{Stage, StormMessage, send_all};
+use crate::accounts::{AccountError, AccountStatus, AccountStore};
 use crate::edge::Problem;
 use crate::posts::{
     AccountId, Created, MAX_PARTS, MediaType, Part, PartContent, PostsError, PostsStore, Status,
@@ -38,7 +38,7 @@ pub struct NewStorm {
 #[derive(Clone)]
 pub struct IntakeDeps {
     pub posts: PostsStore,
-    pub accounts: Arc<dyn AccountDirectory>,
+    pub accounts: AccountStore,
     pub sqs: aws_sdk_sqs::Client,
     pub intake_queue: String,
     /// Checked at submission for an immediate answer; the dedupe stage checks again.
@@ -115,16 +115,19 @@ pub async fn submit(
             detail: rejected.reason,
         });
     }
-    let account = deps
-        .accounts
-        .load(&new.account_id)
-        .await
-        .map_err(|e| IntakeError::Store(e.into()))?;
+    let account = match deps.accounts.get(&new.account_id).await {
+        Ok(account) => account,
+        Err(AccountError::Store(e)) => return Err(IntakeError::Store(e.into())),
+        Err(e) => {
+            tracing::error!(error = %e, "account record unreadable");
+            None
+        }
+    };
     match account {
-        Some(a) if a.owner_user_id == owner => match a.state {
-            AccountState::Connected => {}
-            AccountState::NeedsReauth => return Err(IntakeError::NeedsReauth),
-            AccountState::Disconnected => return Err(IntakeError::Forbidden),
+        Some(a) if a.owner_user_id == owner => match a.status {
+            AccountStatus::Connected => {}
+            AccountStatus::NeedsReauth => return Err(IntakeError::NeedsReauth),
+            AccountStatus::Disconnected => return Err(IntakeError::Forbidden),
         },
         _ => return Err(IntakeError::Forbidden),
     }

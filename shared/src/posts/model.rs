@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::policy::{CarouselItem, DraftMedia, ItemKind, PostDraft};
 use crate::threads::{MediaId, UserId};
 
 /// The Threads account a storm publishes to: the connected account's Threads user id. It is also
@@ -185,6 +186,43 @@ impl PartContent {
             image_url: Some(url.into()),
             text: caption,
             ..Self::text("")
+        }
+    }
+}
+
+impl From<&PartContent> for PostDraft {
+    /// What the content policy checks and the duplicate fingerprint is taken over.
+    fn from(part: &PartContent) -> PostDraft {
+        let media = match part.media_type {
+            MediaType::Text => DraftMedia::Text,
+            MediaType::Image => DraftMedia::Image {
+                url: part.image_url.clone().unwrap_or_default(),
+            },
+            MediaType::Video => DraftMedia::Video {
+                url: part.video_url.clone().unwrap_or_default(),
+            },
+            MediaType::Carousel => DraftMedia::Carousel {
+                items: part
+                    .children
+                    .iter()
+                    .map(|c| CarouselItem {
+                        kind: match c.media_type {
+                            MediaType::Video => ItemKind::Video,
+                            _ => ItemKind::Image,
+                        },
+                        url: c.url.clone(),
+                        alt_text: c.alt_text.clone(),
+                    })
+                    .collect(),
+            },
+        };
+        PostDraft {
+            media,
+            text: part.text.clone(),
+            link_attachment: part.link_attachment.clone(),
+            topic_tag: part.topic_tag.clone(),
+            alt_text: part.alt_text.clone(),
+            reply_control: part.reply_control.clone(),
         }
     }
 }

@@ -17,9 +17,7 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
 
-pub use accounts::{
-    Account, AccountDirectory, AccountState, DynamoAccounts, TokenError, TokenOpener,
-};
+pub use accounts::{TokenError, TokenOpener};
 pub use ledger::{Begin, Fenced, LedgerError, OwnerToken, PublishLedger};
 pub use part::{PartError, Published};
 
@@ -27,6 +25,7 @@ use super::fifo::{Retry, WholeBatchFailed};
 use super::gate::defer;
 use super::results::{Outcome, PublishedPart, ResultMessage};
 use super::stage::{Handled, StormMessage, parse, receive_count, run_batch};
+use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
 use crate::posts::{Moved, PostsStore, Reason, Status, StatusName, Storm, Transition};
 use crate::threads::ThreadsClient;
 use part::PartJob;
@@ -74,7 +73,7 @@ impl Default for PosterSettings {
 #[derive(Clone)]
 pub struct PosterDeps {
     pub posts: PostsStore,
-    pub accounts: Arc<dyn AccountDirectory>,
+    pub accounts: AccountStore,
     pub tokens: Arc<dyn TokenOpener>,
     pub ledger: Arc<dyn PublishLedger>,
     pub threads: ThreadsClient,
@@ -243,7 +242,7 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
                     "Threads refused this account's token: {why}. Connect the account again."
                 );
                 deps.accounts
-                    .mark_needs_reauth(&storm.account_id, &reason, now)
+                    .mark_needs_reauth(&storm.account_id)
                     .await
                     .map_err(|e| Retry(e.to_string()))?;
                 return finish(Outcome::Failed {
@@ -271,32 +270,36 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
 
 /// The account, if the storm's owner may publish to it now; else the reason why not.
 async fn authorise(deps: &PosterDeps, storm: &Storm) -> Result<Result<Account, Reason>, Retry> {
-    let account = deps
-        .accounts
-        .load(&storm.account_id)
-        .await
-        .map_err(|e| Retry(e.to_string()))?;
-    let forbidden = |text: &str| {
-        Ok(Err(Reason::new(
-            "forbidden",
-            format!("{text}; nothing was published."),
-        )))
+    let forbidden =
+        |text: &str| Reason::new("forbidden", format!("{text}; nothing was published."));
+    let account = match deps.accounts.get(&storm.account_id).await {
+        Ok(account) => account,
+        Err(AccountError::Store(e)) => return Err(Retry(e.to_string())),
+        Err(e) => {
+            // A record the store cannot read authorises nothing.
+            tracing::error!(storm = %storm.id, error = %e, "account record unreadable");
+            return Ok(Err(forbidden("The Threads account's record is unreadable")));
+        }
     };
     let Some(account) = account else {
-        return forbidden("The Threads account is no longer connected to ThreadStorm");
+        return Ok(Err(forbidden(
+            "The Threads account is no longer connected to ThreadStorm",
+        )));
     };
     if account.owner_user_id != storm.owner_user_id {
-        return forbidden("The Threads account is not connected by the user who submitted this");
+        return Ok(Err(forbidden(
+            "The Threads account is not connected by the user who submitted this",
+        )));
     }
-    match account.state {
-        AccountState::Connected => Ok(Ok(account)),
-        AccountState::NeedsReauth => Ok(Err(Reason::new(
+    Ok(match account.status {
+        AccountStatus::Connected => Ok(account),
+        AccountStatus::NeedsReauth => Err(Reason::new(
             "needs_reauth",
             "Threads no longer accepts this account's token; connect the account again, then \
              submit the storm again. Nothing was published.",
-        ))),
-        AccountState::Disconnected => forbidden("The Threads account was disconnected"),
-    }
+        )),
+        AccountStatus::Disconnected => Err(forbidden("The Threads account was disconnected")),
+    })
 }
 
 fn now_ms() -> i64 {

@@ -17,8 +17,8 @@ use super::PosterDeps;
 use super::ledger::{Begin, Fenced, OwnerToken};
 use crate::posts::{MediaType, PartContent, Reason, Storm};
 use crate::threads::{
-    AccessToken, ContainerId, ContainerStatus, ListThreads, MediaId, NewContainer, ReplyControl,
-    ThreadsError, ThreadsMedia, UserId, backoff_between,
+    AccessToken, ContainerId, ContainerStatus, ListThreads, MediaId, NewContainer, ThreadsError,
+    ThreadsMedia, UserId, backoff_between,
 };
 
 /// A part on Threads.
@@ -256,7 +256,7 @@ impl PartJob<'_> {
             container = container.reply_to(parent.clone());
         }
         if let Some(name) = &c.reply_control {
-            let control = reply_control(name).ok_or_else(|| {
+            let control = crate::policy::reply_control(name).ok_or_else(|| {
                 PartError::Fail(Reason::new(
                     "validation",
                     format!("Part {}: unknown reply_control {name:?}", self.index + 1),
@@ -493,17 +493,4 @@ fn internal(text: String) -> Reason {
         "internal",
         format!("{text}; nothing more was published. Contact support with the storm id."),
     )
-}
-
-/// The reply control Threads names `name`.
-fn reply_control(name: &str) -> Option<ReplyControl> {
-    [
-        ReplyControl::Everyone,
-        ReplyControl::AccountsYouFollow,
-        ReplyControl::MentionedOnly,
-        ReplyControl::ParentPostAuthorOnly,
-        ReplyControl::FollowersOnly,
-    ]
-    .into_iter()
-    .find(|c| c.as_str() == name)
 }
