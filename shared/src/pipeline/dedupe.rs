@@ -7,15 +7,21 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
 
 use super::fifo::{Retry, WholeBatchFailed};
-use super::stage::{Handled, Stage, StormMessage, parse, run_batch};
+use super::stage::{
+    BoxFuture, Handled, Stage, StormMessage, parse, run_batch, to_lambda, unix_now,
+};
+use crate::config::ConfigError;
 use crate::policy::{ContentPolicy, PostDraft, content_fingerprint};
 use crate::posts::{
     AccountId, Moved, PartContent, PostsStore, Reason, Status, StatusName, Storm, StormId,
     Transition,
 };
+use crate::resources::Resource;
+use crate::runtime;
 use crate::store::{Condition, Conditional, Item, n, put_if, s};
 
 /// How long the same content is refused for the same account.
@@ -61,6 +67,32 @@ pub struct DedupeDeps {
     pub sqs: aws_sdk_sqs::Client,
     pub gate_queue: String,
     pub rules: Arc<dyn ContentRules>,
+}
+
+impl DedupeDeps {
+    /// The stage's dependencies from the function's configuration and clients.
+    pub fn from_runtime(deps: &runtime::Deps) -> Result<Self, ConfigError> {
+        let config = &deps.config;
+        Ok(DedupeDeps {
+            posts: PostsStore::new(
+                deps.aws.dynamodb.clone(),
+                config.resource(Resource::PostsTable)?,
+            ),
+            dynamodb: deps.aws.dynamodb.clone(),
+            idempotency_table: config.resource(Resource::IdempotencyTable)?.to_owned(),
+            sqs: deps.aws.sqs.clone(),
+            gate_queue: config.resource(Resource::GateQueue)?.to_owned(),
+            rules: Arc::new(ContentPolicy::new(config.prohibited_terms.clone())),
+        })
+    }
+}
+
+/// The Lambda entry point: one SQS batch, now. Boxed, so the runtime's future stays small.
+pub fn lambda(
+    deps: &DedupeDeps,
+    event: LambdaEvent<SqsEvent>,
+) -> BoxFuture<'_, Result<SqsBatchResponse, lambda_runtime::Error>> {
+    Box::pin(async move { to_lambda(handle(deps, &event.payload.records, unix_now()).await) })
 }
 
 /// Handles one batch from the intake queue. `now` is Unix seconds.

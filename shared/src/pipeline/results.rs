@@ -4,14 +4,18 @@
 
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 
 use super::fifo::{Retry, WholeBatchFailed};
-use super::stage::{BoxFuture, Handled, Outgoing, Stage, parse, run_batch};
+use super::stage::{BoxFuture, Handled, Outgoing, Stage, parse, run_batch, to_lambda, unix_now};
+use crate::config::ConfigError;
 use crate::posts::{
     AccountId, Moved, PartOutcome, PostsStore, Reason, Status, StatusName, StormId, Transition,
 };
+use crate::resources::Resource;
+use crate::runtime;
 use crate::threads::{ContainerId, MediaId};
 
 /// One part as it stands on Threads.
@@ -104,6 +108,29 @@ pub struct ResultSinkDeps {
     pub posts: PostsStore,
     pub sqs: aws_sdk_sqs::Client,
     pub hooks: Arc<dyn CompletionHooks>,
+}
+
+impl ResultSinkDeps {
+    /// The stage's dependencies from the function's configuration and clients. The hooks only
+    /// log until the audit and metrics writers are wired in.
+    pub fn from_runtime(deps: &runtime::Deps) -> Result<Self, ConfigError> {
+        Ok(ResultSinkDeps {
+            posts: PostsStore::new(
+                deps.aws.dynamodb.clone(),
+                deps.config.resource(Resource::PostsTable)?,
+            ),
+            sqs: deps.aws.sqs.clone(),
+            hooks: Arc::new(LogOnly),
+        })
+    }
+}
+
+/// The Lambda entry point: one SQS batch, now. Boxed, so the runtime's future stays small.
+pub fn lambda(
+    deps: &ResultSinkDeps,
+    event: LambdaEvent<SqsEvent>,
+) -> BoxFuture<'_, Result<SqsBatchResponse, lambda_runtime::Error>> {
+    Box::pin(async move { to_lambda(handle(deps, &event.payload.records, unix_now()).await) })
 }
 
 /// Handles one batch from the results queue. `now` is Unix seconds.

@@ -6,8 +6,13 @@
 //! version + 1, due again after the grace period — so of two overlapping sweeps only one sends
 //! it, and a storm whose send is lost is found again after the grace period.
 
-use super::stage::{Outgoing, Stage, StormMessage, send_all};
+use lambda_runtime::LambdaEvent;
+
+use super::stage::{BoxFuture, Outgoing, Stage, StormMessage, send_all, unix_now};
+use crate::config::ConfigError;
 use crate::posts::{Moved, PostsError, PostsStore, Status, StatusName, Transition};
+use crate::resources::Resource;
+use crate::runtime;
 
 /// What the scheduler needs.
 #[derive(Debug, Clone)]
@@ -39,7 +44,7 @@ impl Default for SweepSettings {
 }
 
 /// What a sweep did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SweepReport {
     /// Due storms read from the index.
     pub seen: usize,
@@ -58,6 +63,33 @@ pub struct SweepError {
     pub report: SweepReport,
     #[source]
     pub source: PostsError,
+}
+
+impl SchedulerDeps {
+    /// The sweep's dependencies from the function's configuration and clients.
+    pub fn from_runtime(deps: &runtime::Deps) -> Result<Self, ConfigError> {
+        Ok(SchedulerDeps {
+            posts: PostsStore::new(
+                deps.aws.dynamodb.clone(),
+                deps.config.resource(Resource::PostsTable)?,
+            ),
+            sqs: deps.aws.sqs.clone(),
+            intake_queue: deps.config.resource(Resource::IntakeQueue)?.to_owned(),
+            settings: SweepSettings::default(),
+        })
+    }
+}
+
+/// The Lambda entry point: the schedule's event carries nothing the sweep needs.
+pub fn lambda(
+    deps: &SchedulerDeps,
+    _event: LambdaEvent<serde_json::Value>,
+) -> BoxFuture<'_, Result<SweepReport, lambda_runtime::Error>> {
+    Box::pin(async move {
+        sweep(deps, unix_now())
+            .await
+            .map_err(|e| Box::new(e) as lambda_runtime::Error)
+    })
 }
 
 /// One sweep at `now` (Unix seconds).

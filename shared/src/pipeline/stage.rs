@@ -107,6 +107,19 @@ pub fn receive_count(record: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// Now, in Unix seconds.
+pub fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A handler's answer as Lambda takes it: a whole failed batch becomes the invocation's error,
+/// so Lambda redelivers every message of it.
+pub fn to_lambda(
+    answer: Result<SqsBatchResponse, WholeBatchFailed>,
+) -> Result<SqsBatchResponse, lambda_runtime::Error> {
+    answer.map_err(|e| Box::new(e) as lambda_runtime::Error)
+}
+
 /// What a message's handler decided: done (with messages to send on) or retry.
 pub type Handled = Result<Vec<Outgoing>, Retry>;
 
