@@ -516,7 +516,7 @@ async fn a_refused_token_flags_the_account_and_fails_the_storm_with_an_actionabl
         .table_name(w.stack.name(Resource::AccountsTable))
         .key("account_id", s(ACCOUNT))
         .update_expression("SET sealed_token = :t")
-        .expression_attribute_values(":t", s(&token))
+        .expression_attribute_values(":t", s(w.seal(&token, OWNER, ACCOUNT).await))
         .send()
         .await
         .unwrap();

@@ -1,19 +1,15 @@
 //! Stand-ins for the modules the pipeline uses through narrow traits and that are built on other
-//! branches (idempotency records, quota reservations, the token vault). Each is
+//! branches (idempotency records, quota reservations). Each is
 //! as small as the tests need and counts the store requests its real counterpart would make.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use threadstorm::accounts::Account;
 use threadstorm::pipeline::gate::{Quota, QuotaError, Reservation};
-use threadstorm::pipeline::poster::{
-    Begin, Fenced, LedgerError, OwnerToken, PublishLedger, TokenError, TokenOpener,
-};
+use threadstorm::pipeline::poster::{Begin, Fenced, LedgerError, OwnerToken, PublishLedger};
 use threadstorm::pipeline::stage::BoxFuture;
 use threadstorm::posts::{AccountId, StormId};
-use threadstorm::threads::AccessToken;
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -212,22 +208,6 @@ impl Quota for ScriptedQuota {
                 self.reserved.lock().unwrap().insert(storm.to_string());
             }
             Ok(answer)
-        })
-    }
-}
-
-/// Test accounts keep their emulator token in `sealed_token` unsealed; only tests do this.
-#[derive(Debug, Default)]
-pub struct UnsealedTokens;
-
-impl TokenOpener for UnsealedTokens {
-    fn open<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
-        Box::pin(async move {
-            account
-                .sealed_token
-                .clone()
-                .map(AccessToken::new)
-                .ok_or_else(|| TokenError::Unusable("no token stored".into()))
         })
     }
 }

@@ -17,14 +17,18 @@ use threadstorm::pipeline::intake::{self, IntakeDeps, NewStorm};
 use threadstorm::pipeline::poster::{self, PosterDeps, PosterSettings};
 use threadstorm::pipeline::results::{self, LogOnly, ResultSinkDeps};
 use threadstorm::pipeline::scheduler::{SchedulerDeps, SweepSettings};
+use threadstorm::audit::Audit;
+use threadstorm::config::LogSwitches;
 use threadstorm::policy::{ContentPolicy, ProhibitedTerms};
+use threadstorm::users::UserId;
+use threadstorm::vault::{CacheLimits, Purpose, TokenOwner, Vault};
 use threadstorm::posts::{AccountId, PartContent, PostsStore, Storm, StormId};
 use threadstorm::resources::Resource;
 use threadstorm::store::s;
 use threadstorm::threads::{ThreadsClient, ThreadsConfig};
 
 use super::counting::RequestCounter;
-use super::fakes::{MemoryLedger, ScriptedQuota, UnsealedTokens};
+use super::fakes::{MemoryLedger, ScriptedQuota};
 use super::sqs;
 
 /// The emulator's default test user.
@@ -58,6 +62,7 @@ pub struct World {
     pub posts: PostsStore,
     pub ledger: Arc<MemoryLedger>,
     pub quota: Arc<ScriptedQuota>,
+    pub vault: Arc<Vault>,
     pub intake: IntakeDeps,
     pub dedupe: DedupeDeps,
     pub gate: GateDeps,
@@ -127,10 +132,28 @@ impl World {
             quota: quota.clone(),
             pause_recheck_secs: 60,
         };
+        // Tokens are sealed with KMS (moto) for their owner, as the oauth function stores them;
+        // the poster opens them through the vault, which audits each opening.
+        let audit = Audit::dynamodb(
+            aws.dynamodb.clone(),
+            table(Resource::AuditTable),
+            &LogSwitches {
+                audit: true,
+                rate_limit: true,
+                access: true,
+                deletion: true,
+            },
+        );
+        let vault = Arc::new(Vault::with_kms(
+            aws.kms.clone(),
+            table(Resource::TokenKey),
+            CacheLimits::default(),
+            audit,
+        ));
         let poster = PosterDeps {
             posts: posts.clone(),
             accounts,
-            tokens: Arc::new(UnsealedTokens),
+            tokens: vault.clone(),
             ledger: ledger.clone(),
             threads,
             sqs: aws.sqs.clone(),
@@ -156,6 +179,7 @@ impl World {
             posts,
             ledger,
             quota,
+            vault,
             intake,
             dedupe,
             gate,
@@ -171,13 +195,14 @@ impl World {
     /// Connects `account` for `owner`, with a fresh emulator token.
     pub async fn connect(&self, owner: &str, account: &str) {
         let token = self.emu.issue_long_lived_token(account);
+        let sealed = self.seal(&token, owner, account).await;
         let t = now();
         let record = Account {
             account_id: AccountId::parse(account).expect("account id"),
             owner_user_id: owner.to_owned(),
             username: format!("user_{account}"),
             status: AccountStatus::Connected,
-            sealed_token: Some(token),
+            sealed_token: Some(sealed),
             token_issued_at: t,
             token_expires_at: t + 60 * 86_400,
             connected_at: t,
@@ -189,6 +214,16 @@ impl World {
         .connect(&record)
         .await
         .expect("account connected");
+    }
+
+    /// `token` sealed for `owner` and `account`, as stored in the accounts table.
+    pub async fn seal(&self, token: &str, owner: &str, account: &str) -> String {
+        let owner = TokenOwner::new(UserId::parse(owner).expect("user id"), account);
+        self.vault
+            .seal(token, &owner, Purpose::ThreadsAccessToken)
+            .await
+            .expect("sealed")
+            .into_string()
     }
 
     /// Hands `account` to `owner` as if the old owner disconnected it and `owner` connected it.
