@@ -203,7 +203,7 @@ impl Quota for ScriptedQuota {
                 .lock()
                 .unwrap()
                 .push((storm.to_string(), posts, replies));
-            let answer = *self.answer.lock().unwrap();
+            let answer = self.answer.lock().unwrap().clone();
             if answer == Reservation::Reserved {
                 self.reserved.lock().unwrap().insert(storm.to_string());
             }

@@ -11,7 +11,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use super::dedupe::current;
 use super::fifo::{Retry, WholeBatchFailed};
 use super::stage::{BoxFuture, Handled, Stage, StormMessage, parse, run_batch};
-use crate::posts::{AccountId, Moved, PostsStore, Status, StatusName, Storm, StormId, Transition};
+use crate::posts::{
+    AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
+};
 use crate::store::{StoreError, s};
 
 /// Where the kill switch lives in the RateLimitsTable.
@@ -19,12 +21,14 @@ pub const KILL_SWITCH_PK: &str = "control";
 pub const KILL_SWITCH_SK: &str = "kill-switch";
 
 /// What a quota reservation answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     /// Capacity for the whole storm is held for it.
     Reserved,
     /// Not enough capacity; nothing was consumed. Try again at `not_before` (Unix seconds).
     Deferred { not_before: i64 },
+    /// The storm needs more than a whole window allows: waiting would never help.
+    NeverFits { reason: String },
 }
 
 /// A quota store could not answer; the message is retried.
@@ -117,6 +121,28 @@ async fn one(deps: &GateDeps, record: &SqsMessage, switch: &KillSwitch, now: i64
         Reservation::Deferred { not_before } => {
             tracing::info!(storm = %storm.id, not_before, posts, replies, "no capacity; storm deferred");
             defer(&deps.posts, &storm, not_before, now).await?;
+            Ok(vec![])
+        }
+        Reservation::NeverFits { reason } => {
+            let reason = Reason::new(
+                "exceeds_quota",
+                format!(
+                    "This storm needs more than Threads allows in 24 hours ({reason}); split it \
+                     into smaller storms."
+                ),
+            );
+            let moved = deps
+                .posts
+                .transition(
+                    &storm.id,
+                    Transition::new(&[StatusName::Queued], Status::Rejected(reason), now)
+                        .at_version(storm.version),
+                )
+                .await
+                .map_err(|e| Retry(e.to_string()))?;
+            if let Moved::Stale { current } = moved {
+                tracing::info!(storm = %storm.id, ?current, "storm moved on meanwhile; not rejected");
+            }
             Ok(vec![])
         }
     }

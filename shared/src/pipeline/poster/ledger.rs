@@ -66,8 +66,8 @@ pub trait PublishLedger: Send + Sync {
         data: &'a str,
     ) -> BoxFuture<'a, Result<Fenced, LedgerError>>;
 
-    /// Gives the record up, so a retry can take it at once. Only used before a checkpoint: a
-    /// checkpointed container must survive until its outcome is known.
+    /// Gives the record up so a retry can take it at once. The checkpoint is kept: the next
+    /// owner receives it and reads the container's status before publishing anything.
     fn release<'a>(
         &'a self,
         key: &'a str,

@@ -115,23 +115,29 @@ impl PartJob<'_> {
         };
         let saved = checkpoint.and_then(|raw| serde_json::from_str::<Checkpoint>(&raw).ok());
 
-        let result = self.publish_from(&owner, saved).await;
-        if let Ok(published) = &result {
-            let data =
-                serde_json::to_string(published).map_err(|e| PartError::Retry(e.to_string()))?;
-            match ledger.complete(&key, &owner, &data).await {
-                Ok(Fenced::Written) => {}
-                Ok(Fenced::LostOwnership) => {
-                    return Err(PartError::Retry(format!(
+        let outcome = match self.publish_from(&owner, saved).await {
+            Ok(published) => {
+                let data = serde_json::to_string(&published)
+                    .map_err(|e| PartError::Retry(e.to_string()))?;
+                match ledger.complete(&key, &owner, &data).await {
+                    Ok(Fenced::Written) => return Ok(published),
+                    Ok(Fenced::LostOwnership) => Err(PartError::Retry(format!(
                         "part {} was taken over while publishing",
                         self.index + 1
-                    )));
+                    ))),
+                    // Published but not recorded: the next attempt reads the container's status.
+                    Err(e) => Err(PartError::Retry(e.to_string())),
                 }
-                // Published but not recorded: the retry reads the container's status.
-                Err(e) => return Err(PartError::Retry(e.to_string())),
             }
+            Err(e) => Err(e),
+        };
+        // The part is not done: let the next attempt take the record at once instead of waiting
+        // for this invocation's deadline. The checkpoint stays, so that attempt reads the
+        // container's status before it publishes anything.
+        if let Err(e) = ledger.release(&key, &owner).await {
+            tracing::warn!(error = %e, part = self.index, "idempotency record not released; it frees at its deadline");
         }
-        result
+        outcome
     }
 
     /// From a checkpoint (an earlier attempt's container) or from scratch.
@@ -173,16 +179,7 @@ impl PartJob<'_> {
     }
 
     async fn create_and_checkpoint(&self, owner: &OwnerToken) -> Result<ContainerId, PartError> {
-        let container = match self.create().await {
-            Ok(c) => c,
-            Err(err) => {
-                // Nothing to protect yet: let a retry take the record at once.
-                if let Err(e) = self.deps.ledger.release(&self.key(), owner).await {
-                    tracing::warn!(error = %e, "idempotency record not released");
-                }
-                return Err(err);
-            }
-        };
+        let container = self.create().await?;
         let checkpoint = Checkpoint {
             container_id: container.clone(),
             created_at: self.now,
