@@ -783,3 +783,87 @@ async fn an_owner_lists_their_storms_newest_first() {
     assert_eq!(listed[0].kind, threadstorm::posts::StormKind::Storm);
     assert_eq!(listed[1].kind, threadstorm::posts::StormKind::Post);
 }
+
+/// What each stage costs per published post, as AWS requests (counted on the functions' own
+/// clients; the event source mapping's receives and deletes are not the functions') and Threads
+/// calls. The idempotency and quota stand-ins count one request per call, as their DynamoDB
+/// implementations would make at least.
+async fn measure(w: &World, storms: usize, parts: usize) -> (f64, f64) {
+    use std::sync::atomic::Ordering;
+    let t = now();
+    let texts: Vec<Vec<String>> = (0..storms)
+        .map(|s| {
+            (0..parts)
+                .map(|p| format!("cost storm {s} part {p}"))
+                .collect()
+        })
+        .collect();
+    w.counter.reset();
+    let ledger_before = w.ledger.requests.load(Ordering::SeqCst);
+    let quota_before = w.quota.calls.lock().unwrap().len();
+    let mut rows = Vec::new();
+    let mut snapshot = w.counter.snapshot();
+    for t_parts in &texts {
+        let refs: Vec<&str> = t_parts.iter().map(String::as_str).collect();
+        w.submit(&refs, t).await;
+    }
+    let mut record = |name: &str, w: &World, snapshot: &mut _| {
+        let now = w.counter.snapshot();
+        rows.push((name.to_owned(), diff(snapshot, &now)));
+        *snapshot = now;
+    };
+    record("intake (api)", w, &mut snapshot);
+    for (name, consumer) in [
+        ("dedupe", Consumer::Dedupe),
+        ("gate", Consumer::Gate),
+        ("poster", Consumer::Poster),
+        ("result-sink", Consumer::ResultSink),
+    ] {
+        while w.step(consumer, t).await.is_some() {}
+        record(name, w, &mut snapshot);
+    }
+    let published = (storms * parts) as f64;
+    assert_eq!(w.emu.published().len(), storms * parts);
+    let ledger = (w.ledger.requests.load(Ordering::SeqCst) - ledger_before) as f64;
+    let quota = (w.quota.calls.lock().unwrap().len() - quota_before) as f64;
+    let mut total = ledger + quota;
+    eprintln!("\n{storms} storm(s) of {parts} part(s): AWS requests per published post");
+    for (name, counts) in &rows {
+        let sum: u64 = counts.values().sum();
+        total += sum as f64;
+        eprintln!("  {name:<12} {:>5.2}  {counts:?}", sum as f64 / published);
+    }
+    eprintln!(
+        "  {:<12} {:>5.2}  (stand-in, 1 per call)",
+        "idempotency",
+        ledger / published
+    );
+    eprintln!(
+        "  {:<12} {:>5.2}  (stand-in, 1 per call)",
+        "quota",
+        quota / published
+    );
+    let calls = w.emu.calls();
+    let threads = calls.api_total() as f64 / published;
+    eprintln!(
+        "  total AWS {:.2} per post; Threads calls {threads:.2} per post ({calls:?})",
+        total / published
+    );
+    (total / published, threads)
+}
+
+#[tokio::test]
+async fn aws_requests_and_threads_calls_per_published_post() {
+    let single = World::new().await;
+    let (aws_one, threads_one) = measure(&single, 1, 1).await;
+    let batch = World::new().await;
+    let (aws_ten, threads_ten) = measure(&batch, 10, 1).await;
+    let storms = World::new().await;
+    let (aws_storms, threads_storms) = measure(&storms, 10, 3).await;
+    assert_eq!(threads_one, 2.0, "create + publish");
+    assert_eq!(threads_ten, 2.0);
+    assert_eq!(threads_storms, 2.0);
+    assert!(aws_ten < aws_one, "batches share reads and sends");
+    assert!(aws_ten <= 12.0, "{aws_ten}");
+    assert!(aws_storms <= 8.0, "{aws_storms}");
+}

@@ -5,14 +5,15 @@
 //! IdempotencyTable whose condition compares the expiry itself (TTL deletes lazily). The record
 //! names the storm that claimed it, so a redelivered or re-sent storm finds its own claim.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 
-use super::fifo::{Retry, WholeBatchFailed};
+use super::fifo::{Retry, WholeBatchFailed, failures_from};
 use super::stage::{
-    BoxFuture, Handled, Stage, StormMessage, parse, run_batch, to_lambda, unix_now,
+    BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch, to_lambda, unix_now,
 };
 use crate::config::ConfigError;
 use crate::policy::{ContentPolicy, PostDraft, content_fingerprint};
@@ -102,10 +103,22 @@ pub async fn handle(
     records: &[SqsMessage],
     now: i64,
 ) -> Result<SqsBatchResponse, WholeBatchFailed> {
-    run_batch(records, &deps.sqs, |record| one(deps, record, now)).await
+    let storms = match prefetch(&deps.posts, records).await {
+        Ok(storms) => storms,
+        Err(err) => {
+            tracing::warn!(error = %err, "storms unreadable; the batch is retried");
+            return failures_from(records, 0);
+        }
+    };
+    run_batch(records, &deps.sqs, |record| one(deps, &storms, record, now)).await
 }
 
-async fn one(deps: &DedupeDeps, record: &SqsMessage, now: i64) -> Handled {
+async fn one(
+    deps: &DedupeDeps,
+    storms: &HashMap<StormId, Storm>,
+    record: &SqsMessage,
+    now: i64,
+) -> Handled {
     let message: StormMessage = match parse(record) {
         Ok(m) => m,
         Err(why) => {
@@ -115,7 +128,7 @@ async fn one(deps: &DedupeDeps, record: &SqsMessage, now: i64) -> Handled {
             return Ok(vec![]);
         }
     };
-    let Some(storm) = current(&deps.posts, &message).await? else {
+    let Some(storm) = current(&deps.posts, storms, &message).await? else {
         return Ok(vec![]);
     };
 
@@ -156,12 +169,17 @@ async fn one(deps: &DedupeDeps, record: &SqsMessage, now: i64) -> Handled {
 /// current version, and it is still `queued`. Anything else is a redelivery or a stale message.
 pub(crate) async fn current(
     posts: &PostsStore,
+    prefetched: &HashMap<StormId, Storm>,
     message: &StormMessage,
 ) -> Result<Option<Storm>, Retry> {
-    let storm = posts
-        .load(&message.storm_id)
-        .await
-        .map_err(|e| Retry(e.to_string()))?;
+    let storm = match prefetched.get(&message.storm_id) {
+        Some(storm) => Some(storm.clone()),
+        // Not in the batch read (absent, or asked for with another part count): read it alone.
+        None => posts
+            .load(&message.storm_id)
+            .await
+            .map_err(|e| Retry(e.to_string()))?,
+    };
     let Some(storm) = storm else {
         tracing::warn!(storm = %message.storm_id, "message for a storm that does not exist dropped");
         return Ok(None);

@@ -3,6 +3,7 @@
 //! put on the sweep index — its message is deleted, never failed, so waiting for capacity burns
 //! no receive count towards the dead-letter queue.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
@@ -10,7 +11,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::dedupe::current;
 use super::fifo::{Retry, WholeBatchFailed};
-use super::stage::{BoxFuture, Handled, Stage, StormMessage, parse, run_batch};
+use super::stage::{BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch};
 use crate::posts::{
     AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
 };
@@ -88,10 +89,26 @@ pub async fn handle(
             return super::fifo::failures_from(records, 0);
         }
     };
-    run_batch(records, &deps.sqs, |record| one(deps, record, &switch, now)).await
+    let storms = match prefetch(&deps.posts, records).await {
+        Ok(storms) => storms,
+        Err(err) => {
+            tracing::warn!(error = %err, "storms unreadable; the batch is retried");
+            return super::fifo::failures_from(records, 0);
+        }
+    };
+    run_batch(records, &deps.sqs, |record| {
+        one(deps, &storms, record, &switch, now)
+    })
+    .await
 }
 
-async fn one(deps: &GateDeps, record: &SqsMessage, switch: &KillSwitch, now: i64) -> Handled {
+async fn one(
+    deps: &GateDeps,
+    storms: &HashMap<StormId, Storm>,
+    record: &SqsMessage,
+    switch: &KillSwitch,
+    now: i64,
+) -> Handled {
     let message: StormMessage = match parse(record) {
         Ok(m) => m,
         Err(why) => {
@@ -99,7 +116,7 @@ async fn one(deps: &GateDeps, record: &SqsMessage, switch: &KillSwitch, now: i64
             return Ok(vec![]);
         }
     };
-    let Some(storm) = current(&deps.posts, &message).await? else {
+    let Some(storm) = current(&deps.posts, storms, &message).await? else {
         return Ok(vec![]);
     };
     if let KillSwitch::Paused { until } = switch {

@@ -169,11 +169,7 @@ pub async fn submit(
         tracing::warn!(storm = %storm.id, "storm was already stored");
     }
     if scheduled.is_none() {
-        let message = StormMessage {
-            storm_id: storm.id.clone(),
-            account_id: storm.account_id.clone(),
-            version: storm.version,
-        };
+        let message = StormMessage::of(&storm);
         let outgoing = [(0, message.to(Stage::Dedupe, &deps.intake_queue))];
         if let Err(failed) = send_all(&deps.sqs, &outgoing).await {
             // Stored is accepted: the sweep sends it after the grace period.

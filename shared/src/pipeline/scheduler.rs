@@ -130,6 +130,7 @@ pub async fn sweep(deps: &SchedulerDeps, now: i64) -> Result<SweepReport, SweepE
                         storm_id: storm.id,
                         account_id: storm.account_id,
                         version: storm.version + 1,
+                        parts: storm.part_count,
                     };
                     outgoing.push((
                         outgoing.len(),

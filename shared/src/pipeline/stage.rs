@@ -7,6 +7,7 @@
 //! `<storm>#<stage>#<version>`, so a re-sent message within SQS's five minutes is dropped by SQS,
 //! and later ones by the stage (every stage tolerates redelivery).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
@@ -16,7 +17,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
 
 use super::fifo::{Retry, WholeBatchFailed, failures_from, process_in_order};
-use crate::posts::{AccountId, StormId};
+use crate::posts::{AccountId, PostsError, PostsStore, Storm, StormId};
 
 /// A boxed future, so the narrow traits the stages depend on stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -41,12 +42,43 @@ impl Stage {
     }
 }
 
-/// The body of every message between stages before the poster.
+/// The body of every message between stages before the result sink.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StormMessage {
     pub storm_id: StormId,
     pub account_id: AccountId,
     pub version: u32,
+    /// How many parts the storm has (fixed at intake), so a stage can read every storm of its
+    /// batch in one BatchGetItem.
+    pub parts: usize,
+}
+
+impl StormMessage {
+    pub fn of(storm: &Storm) -> Self {
+        StormMessage {
+            storm_id: storm.id.clone(),
+            account_id: storm.account_id.clone(),
+            version: storm.version,
+            parts: storm.parts.len(),
+        }
+    }
+}
+
+/// Every storm the batch's messages name, read in one go (BatchGetItem, strongly consistent).
+/// Unreadable messages are skipped here; their handler drops them.
+pub async fn prefetch(
+    posts: &PostsStore,
+    records: &[SqsMessage],
+) -> Result<HashMap<StormId, Storm>, PostsError> {
+    let wanted: Vec<(StormId, usize)> = records
+        .iter()
+        .filter_map(|r| parse::<StormMessage>(r).ok())
+        .map(|m| (m.storm_id, m.parts))
+        .collect();
+    if wanted.is_empty() {
+        return Ok(HashMap::new());
+    }
+    posts.load_many(&wanted).await
 }
 
 impl StormMessage {
@@ -251,6 +283,7 @@ mod tests {
             storm_id: StormId::parse("storm_0190c7d8a1b27c3d8e9f001122334455").unwrap(),
             account_id: AccountId::parse("17841405793187218").unwrap(),
             version: 2,
+            parts: 3,
         };
         let out = message.to(Stage::Gate, "https://q");
         assert_eq!(out.group_id, "17841405793187218");
@@ -260,7 +293,7 @@ mod tests {
         );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&out.body).unwrap(),
-            serde_json::json!({"storm_id":"storm_0190c7d8a1b27c3d8e9f001122334455","account_id":"17841405793187218","version":2})
+            serde_json::json!({"storm_id":"storm_0190c7d8a1b27c3d8e9f001122334455","account_id":"17841405793187218","version":2,"parts":3})
         );
     }
 

@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 
 use super::item::{self, Corrupt};
@@ -95,6 +96,7 @@ impl Transition {
 pub struct DueStorm {
     pub id: StormId,
     pub account_id: AccountId,
+    pub part_count: usize,
     pub status: Status,
     pub version: u32,
     pub due_at: i64,
@@ -208,6 +210,85 @@ impl PostsStore {
             }
         }
         Ok(item::from_items(id, items)?)
+    }
+
+    /// Several storms, each read whole, in as few BatchGetItem requests as their items allow
+    /// (100 keys each), strongly consistent. `wanted` names each storm with its part count (an
+    /// immutable fact its messages carry); a storm that does not exist is absent from the map.
+    pub async fn load_many(
+        &self,
+        wanted: &[(StormId, usize)],
+    ) -> Result<HashMap<StormId, Storm>, PostsError> {
+        let mut keys = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for (id, parts) in wanted {
+            if !seen.insert(id) {
+                continue;
+            }
+            keys.push(item::key(id, item::STORM_SK));
+            for index in 0..(*parts).min(MAX_PARTS) {
+                keys.push(item::key(id, &item::part_sk(index)));
+            }
+        }
+        let mut by_storm: HashMap<String, Vec<Item>> = HashMap::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = chunk.to_vec();
+            // UnprocessedKeys come back under load: ask again, with a short pause, a few times.
+            for attempt in 0..5u32 {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending.clone()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| self.error("BatchGetItem", e))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| self.sdk_error("BatchGetItem", e))?;
+                for it in output
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(pk) = it.get(item::PK).and_then(|v| v.as_s().ok()) {
+                        by_storm.entry(pk.clone()).or_default().push(it.clone());
+                    }
+                }
+                pending = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if pending.is_empty() {
+                    break;
+                }
+                if attempt == 4 {
+                    return Err(self
+                        .error("BatchGetItem", "keys left unprocessed after 5 attempts")
+                        .into());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+            }
+        }
+        let mut storms = HashMap::new();
+        for (id, _) in wanted {
+            let Some(items) = by_storm.remove(&item::pk(id)) else {
+                continue;
+            };
+            match item::from_items(id, items) {
+                Ok(Some(storm)) => {
+                    storms.insert(id.clone(), storm);
+                }
+                Ok(None) => {}
+                // Asked with a wrong part count, or damaged: left out, so the caller reads it
+                // alone (and sees the real problem there).
+                Err(e) => tracing::warn!(error = %e, "storm left out of a batch read"),
+            }
+        }
+        Ok(storms)
     }
 
     /// Moves the storm's status if it is in one of `t.from` (and at `t.version`, for `t.owner`).
@@ -358,6 +439,8 @@ impl PostsStore {
                     id: StormId::parse(&item::string(it, "id")?).map_err(|e| e.to_string())?,
                     account_id: AccountId::parse(&item::string(it, "account_id")?)
                         .map_err(|e| e.to_string())?,
+                    part_count: usize::try_from(item::num(it, "part_count")?)
+                        .map_err(|_| "negative part_count")?,
                     status: item::read_status(it)?,
                     version: u32::try_from(item::num(it, item::VERSION)?)
                         .map_err(|_| "version out of range")?,

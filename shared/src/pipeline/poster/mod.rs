@@ -12,7 +12,8 @@ pub mod accounts;
 pub mod ledger;
 mod part;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
@@ -21,13 +22,15 @@ pub use accounts::{TokenError, TokenOpener};
 pub use ledger::{Begin, Fenced, LedgerError, OwnerToken, PublishLedger};
 pub use part::{PartError, Published};
 
-use super::fifo::{Retry, WholeBatchFailed};
+use super::fifo::{Retry, WholeBatchFailed, failures_from};
 use super::gate::defer;
 use super::results::{Outcome, PublishedPart, ResultMessage};
-use super::stage::{Handled, StormMessage, parse, receive_count, run_batch};
+use super::stage::{Handled, StormMessage, parse, prefetch, receive_count, run_batch};
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
-use crate::posts::{Moved, PostsStore, Reason, Status, StatusName, Storm, Transition};
-use crate::threads::ThreadsClient;
+use crate::posts::{
+    AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
+};
+use crate::threads::{AccessToken, ThreadsClient};
 use part::PartJob;
 
 /// How hard the poster tries before giving up on a part, and how long it waits.
@@ -91,13 +94,72 @@ pub async fn handle(
     now: i64,
     deadline_ms: i64,
 ) -> Result<SqsBatchResponse, WholeBatchFailed> {
+    let storms = match prefetch(&deps.posts, records).await {
+        Ok(storms) => storms,
+        Err(err) => {
+            tracing::warn!(error = %err, "storms unreadable; the batch is retried");
+            return failures_from(records, 0);
+        }
+    };
+    let invocation = Invocation::default();
     run_batch(records, &deps.sqs, |record| {
-        one(deps, record, now, deadline_ms)
+        one(deps, &storms, &invocation, record, now, deadline_ms)
     })
     .await
 }
 
-async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64) -> Handled {
+/// What one invocation reads once and reuses for every message of its batch (usually all of
+/// one account): the account as read at the start, and its opened token.
+#[derive(Default)]
+struct Invocation {
+    accounts: Mutex<HashMap<AccountId, Option<Account>>>,
+    tokens: Mutex<HashMap<AccountId, AccessToken>>,
+}
+
+impl Invocation {
+    async fn account(
+        &self,
+        deps: &PosterDeps,
+        id: &AccountId,
+    ) -> Result<Option<Account>, AccountError> {
+        if let Some(known) = lock(&self.accounts).get(id) {
+            return Ok(known.clone());
+        }
+        let account = deps.accounts.get(id).await?;
+        lock(&self.accounts).insert(id.clone(), account.clone());
+        Ok(account)
+    }
+
+    async fn token(&self, deps: &PosterDeps, account: &Account) -> Result<AccessToken, TokenError> {
+        if let Some(token) = lock(&self.tokens).get(&account.account_id) {
+            return Ok(token.clone());
+        }
+        let token = deps.tokens.open(account).await?;
+        lock(&self.tokens).insert(account.account_id.clone(), token.clone());
+        Ok(token)
+    }
+
+    /// Threads refused the account's token: nothing more is tried with it in this invocation.
+    fn needs_reauth(&self, id: &AccountId) {
+        lock(&self.tokens).remove(id);
+        if let Some(Some(account)) = lock(&self.accounts).get_mut(id) {
+            account.status = AccountStatus::NeedsReauth;
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+async fn one(
+    deps: &PosterDeps,
+    storms: &HashMap<StormId, Storm>,
+    invocation: &Invocation,
+    record: &SqsMessage,
+    now: i64,
+    deadline_ms: i64,
+) -> Handled {
     let message: StormMessage = match parse(record) {
         Ok(m) => m,
         Err(why) => {
@@ -105,11 +167,14 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
             return Ok(vec![]);
         }
     };
-    let storm = deps
-        .posts
-        .load(&message.storm_id)
-        .await
-        .map_err(|e| Retry(e.to_string()))?;
+    let storm = match storms.get(&message.storm_id) {
+        Some(storm) => Some(storm.clone()),
+        None => deps
+            .posts
+            .load(&message.storm_id)
+            .await
+            .map_err(|e| Retry(e.to_string()))?,
+    };
     let Some(storm) = storm else {
         tracing::warn!(storm = %message.storm_id, "message for a storm that does not exist dropped");
         return Ok(vec![]);
@@ -141,7 +206,7 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
     };
 
     // Authorisation at publish time, before any Threads call.
-    let account = match authorise(deps, &storm).await? {
+    let account = match authorise(deps, invocation, &storm).await? {
         Ok(account) => account,
         Err(reason) => {
             tracing::warn!(storm = %storm.id, code = %reason.code, "storm may not be published");
@@ -169,7 +234,7 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
         }
     }
 
-    let token = match deps.tokens.open(&account).await {
+    let token = match invocation.token(deps, &account).await {
         Ok(token) => token,
         Err(TokenError::Retryable(why)) => return Err(Retry(why)),
         Err(TokenError::Unusable(why)) => {
@@ -241,6 +306,7 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
                 let reason = format!(
                     "Threads refused this account's token: {why}. Connect the account again."
                 );
+                invocation.needs_reauth(&storm.account_id);
                 deps.accounts
                     .mark_needs_reauth(&storm.account_id)
                     .await
@@ -269,10 +335,14 @@ async fn one(deps: &PosterDeps, record: &SqsMessage, now: i64, deadline_ms: i64)
 }
 
 /// The account, if the storm's owner may publish to it now; else the reason why not.
-async fn authorise(deps: &PosterDeps, storm: &Storm) -> Result<Result<Account, Reason>, Retry> {
+async fn authorise(
+    deps: &PosterDeps,
+    invocation: &Invocation,
+    storm: &Storm,
+) -> Result<Result<Account, Reason>, Retry> {
     let forbidden =
         |text: &str| Reason::new("forbidden", format!("{text}; nothing was published."));
-    let account = match deps.accounts.get(&storm.account_id).await {
+    let account = match invocation.account(deps, &storm.account_id).await {
         Ok(account) => account,
         Err(AccountError::Store(e)) => return Err(Retry(e.to_string())),
         Err(e) => {
