@@ -867,3 +867,108 @@ async fn aws_requests_and_threads_calls_per_published_post() {
     assert!(aws_ten <= 12.0, "{aws_ten}");
     assert!(aws_storms <= 8.0, "{aws_storms}");
 }
+
+#[tokio::test]
+async fn threads_rate_limit_defers_the_storm_without_burning_a_receive_and_resumes_on_its_container()
+ {
+    let w = World::new().await;
+    let t = now();
+    w.emu
+        .inject(FaultPlan::once(Endpoint::Publish, Fault::Throttle));
+    let storm = w.submit(&["throttled", "then replied"], t).await;
+    w.drain(t).await;
+    let stored = w.storm(&storm.id).await;
+    let wait = w.poster.settings.rate_limit_wait.as_secs() as i64;
+    assert_eq!(
+        stored.status,
+        Status::Deferred {
+            not_before: t + wait
+        }
+    );
+    assert_eq!(w.depth(Consumer::Poster).await, 0, "deleted, not failed");
+    assert!(w.emu.published().is_empty());
+
+    scheduler::sweep(&w.scheduler, t + wait).await.unwrap();
+    w.drain(t + wait).await;
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+    let calls = w.emu.calls();
+    assert_eq!(calls.create, 2, "part 1's container was reused: {calls:?}");
+    assert_eq!(w.emu.published().len(), 2);
+}
+
+#[tokio::test]
+async fn threads_failing_on_every_delivery_fails_the_storm_with_a_reason_instead_of_the_dlq() {
+    let w = World::new().await;
+    let t = now();
+    w.emu
+        .inject(FaultPlan::rate(Endpoint::Create, Fault::Transient, 1.0));
+    let storm = w.submit(&["never gets through"], t).await;
+    w.drain(t).await;
+    let stored = w.storm(&storm.id).await;
+    let Status::Failed(reason) = &stored.status else {
+        panic!("{:?}", stored.status)
+    };
+    assert_eq!(reason.code, "threads_unavailable");
+    assert!(
+        reason.text.contains("0 of 1 parts are published"),
+        "{}",
+        reason.text
+    );
+    let deliveries = w.poster.settings.final_receive as u64;
+    let attempts = w.poster.settings.transient_attempts as u64;
+    assert_eq!(w.emu.calls().create, deliveries * attempts, "bounded");
+    assert_eq!(
+        threadstorm_tests::support::sqs::depth(
+            &w.stack.aws.sqs,
+            &w.stack
+                .name(Resource::PosterQueue)
+                .replace("-poster.fifo", "-poster-dlq.fifo")
+        )
+        .await,
+        0,
+        "nothing in the dead-letter queue"
+    );
+}
+
+#[tokio::test]
+async fn case_p3_a_failed_completion_hook_is_retried_without_touching_threads_or_the_status() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use threadstorm::pipeline::results::{CompletionHooks, HookError, ResultMessage};
+    use threadstorm::pipeline::stage::BoxFuture;
+
+    #[derive(Default)]
+    struct FlakyAudit {
+        calls: AtomicU32,
+    }
+    impl CompletionHooks for FlakyAudit {
+        fn finished<'a>(&'a self, _: &'a ResultMessage) -> BoxFuture<'a, Result<(), HookError>> {
+            Box::pin(async move {
+                match self.calls.fetch_add(1, Ordering::SeqCst) {
+                    0 => Err(HookError("audit table did not answer".into())),
+                    _ => Ok(()),
+                }
+            })
+        }
+    }
+
+    let mut w = World::new().await;
+    let hooks = std::sync::Arc::new(FlakyAudit::default());
+    w.results.hooks = hooks.clone();
+    let t = now();
+    let storm = w.submit(&["audited"], t).await;
+    w.drain(t).await;
+    assert_eq!(
+        hooks.calls.load(Ordering::SeqCst),
+        2,
+        "failed once, then done"
+    );
+    assert_eq!(
+        w.storm(&storm.id).await.status.name(),
+        StatusName::Published
+    );
+    let calls = w.emu.calls();
+    assert_eq!((calls.create, calls.publish), (1, 1));
+}
