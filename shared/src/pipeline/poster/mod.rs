@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::LambdaEvent;
 
 pub use accounts::{TokenError, TokenOpener};
 pub use ledger::{Begin, Fenced, LedgerError, OwnerToken, PublishLedger};
@@ -25,12 +26,21 @@ pub use part::{PartError, Published};
 use super::fifo::{Retry, WholeBatchFailed, failures_from};
 use super::gate::defer;
 use super::results::{Outcome, PublishedPart, ResultMessage};
-use super::stage::{Handled, StormMessage, parse, prefetch, receive_count, run_batch};
+use super::stage::{
+    BoxFuture, Handled, StormMessage, parse, prefetch, receive_count, run_batch, to_lambda,
+    unix_now,
+};
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
+use crate::audit::Audit;
+use crate::config::ConfigError;
 use crate::posts::{
     AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
 };
-use crate::threads::{AccessToken, ThreadsClient};
+use crate::resources::Resource;
+use crate::runtime;
+use crate::secrets::SecretReader;
+use crate::threads::{AccessToken, ThreadsClient, ThreadsConfig};
+use crate::vault::Vault;
 use part::PartJob;
 
 /// How hard the poster tries before giving up on a part, and how long it waits.
@@ -83,6 +93,66 @@ pub struct PosterDeps {
     pub sqs: aws_sdk_sqs::Client,
     pub results_queue: String,
     pub settings: PosterSettings,
+}
+
+/// Why the poster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("token vault: {0}")]
+    Vault(String),
+    #[error("Threads client: {0}")]
+    Threads(String),
+}
+
+impl PosterDeps {
+    /// The stage's dependencies from the function's configuration and clients; `ledger` keeps
+    /// the per-part idempotency records.
+    pub async fn from_runtime(
+        deps: &runtime::Deps,
+        ledger: Arc<dyn PublishLedger>,
+    ) -> Result<Self, StartError> {
+        let config = &deps.config;
+        let threads = ThreadsConfig::new(&config.threads.graph_url, &config.threads.authorize_url)
+            .map_err(|e| StartError::Threads(e.to_string()))
+            .and_then(|c| ThreadsClient::new(c).map_err(|e| StartError::Threads(e.to_string())))?;
+        let secrets = Arc::new(SecretReader::new(
+            deps.aws.secrets.clone(),
+            Duration::from_secs(300),
+        ));
+        let audit = Audit::from_config(deps.aws.dynamodb.clone(), config)?;
+        let vault = Vault::open(config, deps.aws.kms.clone(), secrets, audit)
+            .await
+            .map_err(|e| StartError::Vault(e.to_string()))?;
+        Ok(PosterDeps {
+            posts: PostsStore::new(
+                deps.aws.dynamodb.clone(),
+                config.resource(Resource::PostsTable)?,
+            ),
+            accounts: AccountStore::new(
+                deps.aws.dynamodb.clone(),
+                config.resource(Resource::AccountsTable)?,
+            ),
+            tokens: Arc::new(vault),
+            ledger,
+            threads,
+            sqs: deps.aws.sqs.clone(),
+            results_queue: config.resource(Resource::ResultsQueue)?.to_owned(),
+            settings: PosterSettings::default(),
+        })
+    }
+}
+
+/// The Lambda entry point: one SQS batch, now, until the invocation's deadline.
+pub fn lambda(
+    deps: &PosterDeps,
+    event: LambdaEvent<SqsEvent>,
+) -> BoxFuture<'_, Result<SqsBatchResponse, lambda_runtime::Error>> {
+    Box::pin(async move {
+        let deadline_ms = i64::try_from(event.context.deadline).unwrap_or(i64::MAX);
+        to_lambda(handle(deps, &event.payload.records, unix_now(), deadline_ms).await)
+    })
 }
 
 /// Handles one batch from the poster queue. `now` is Unix seconds; `deadline_ms` is when the
