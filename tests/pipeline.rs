@@ -485,7 +485,19 @@ async fn the_kill_switch_defers_instead_of_dropping() {
 
 #[tokio::test]
 async fn an_account_that_changed_hands_is_refused_at_publish_time_without_threads_calls() {
-    let w = World::new().await;
+    let mut w = World::new().await;
+    w.results.hooks = std::sync::Arc::new(threadstorm::pipeline::results::AuditAndMetrics {
+        audit: threadstorm::audit::Audit::dynamodb(
+            w.aws.dynamodb.clone(),
+            w.stack.name(Resource::AuditTable),
+            &threadstorm::config::LogSwitches {
+                audit: true,
+                rate_limit: true,
+                access: true,
+                deletion: true,
+            },
+        ),
+    });
     let t = now();
     let storm = w.submit(&["scheduled by the old owner"], t).await;
     w.pass(Consumer::Dedupe, t).await;
@@ -500,6 +512,31 @@ async fn an_account_that_changed_hands_is_refused_at_publish_time_without_thread
         stored.status
     );
     assert_eq!(w.emu.calls().api_total(), 0);
+
+    // The refusal is an authorization record under the submitting user.
+    let audit = w
+        .stack
+        .aws
+        .dynamodb
+        .query()
+        .table_name(w.stack.name(Resource::AuditTable))
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", s(format!("user#{OWNER}")))
+        .send()
+        .await
+        .unwrap();
+    let refusal = audit
+        .items()
+        .iter()
+        .find(|i| i.get("action") == Some(&s("storm.publish")))
+        .unwrap_or_else(|| {
+            panic!(
+                "no audit record of the refused publish: {:?}",
+                audit.items()
+            )
+        });
+    assert_eq!(refusal.get("category"), Some(&s("authorization")));
+    assert_eq!(refusal.get("outcome"), Some(&s("denied")));
 }
 
 #[tokio::test]

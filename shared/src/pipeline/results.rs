@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use super::fifo::{Retry, WholeBatchFailed};
 use super::stage::{BoxFuture, Handled, Outgoing, Stage, parse, run_batch, to_lambda, unix_now};
+use crate::audit::{Audit, AuditRecord, Category, Outcome as AuditOutcome};
 use crate::config::ConfigError;
+use crate::metrics;
 use crate::posts::{
     AccountId, Moved, PartOutcome, PostsStore, Reason, Status, StatusName, StormId, Transition,
 };
@@ -54,6 +56,8 @@ impl Outcome {
 pub struct ResultMessage {
     pub storm_id: StormId,
     pub account_id: AccountId,
+    /// Who submitted the storm: the audit record names them.
+    pub owner_user_id: String,
     pub version: u32,
     pub outcome: Outcome,
 }
@@ -81,7 +85,7 @@ pub trait CompletionHooks: Send + Sync {
     fn finished<'a>(&'a self, result: &'a ResultMessage) -> BoxFuture<'a, Result<(), HookError>>;
 }
 
-/// Hooks that only log: until the audit and metrics writers are wired in.
+/// Hooks that only log (tests, and tools that replay results).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LogOnly;
 
@@ -102,6 +106,56 @@ impl CompletionHooks for LogOnly {
     }
 }
 
+/// The production hooks: a metric for every storm that ends (`posts_published`,
+/// `publish_failures`) and an audit record for every storm that fails — a refusal at publish
+/// time (not the owner's account, a revoked token) as an authorization record. A published storm
+/// is recorded in the PostsTable itself (owner, account, media ids, time), so it costs no second
+/// write here. A failed audit write fails the message, which is retried alone (case P3).
+#[derive(Debug, Clone)]
+pub struct AuditAndMetrics {
+    pub audit: Audit,
+}
+
+impl CompletionHooks for AuditAndMetrics {
+    fn finished<'a>(&'a self, result: &'a ResultMessage) -> BoxFuture<'a, Result<(), HookError>> {
+        Box::pin(async move {
+            let (reason, parts) = match &result.outcome {
+                Outcome::Published { parts } => {
+                    metrics::count(SERVICE, "posts_published");
+                    tracing::info!(storm = %result.storm_id, parts = parts.len(), "storm published");
+                    return Ok(());
+                }
+                Outcome::Failed { reason, parts } => (reason, parts),
+            };
+            metrics::count(SERVICE, "publish_failures");
+            let (category, outcome) = match reason.code.as_str() {
+                "forbidden" | "needs_reauth" => (Category::Authorization, AuditOutcome::Denied),
+                _ => (Category::System, AuditOutcome::Failure),
+            };
+            let record = AuditRecord::new(category, "storm.publish", outcome)
+                .user(&result.owner_user_id)
+                .description(format!(
+                    "storm {} for account {} failed: {}",
+                    result.storm_id, result.account_id, reason.code
+                ))
+                .metadata(serde_json::json!({
+                    "storm_id": result.storm_id,
+                    "account_id": result.account_id,
+                    "reason_code": reason.code,
+                    "reason": reason.text,
+                    "published_parts": parts.iter().map(|p| p.media_id.as_str()).collect::<Vec<_>>(),
+                }));
+            self.audit
+                .record(record)
+                .await
+                .map(|_| ())
+                .map_err(|e| HookError(e.to_string()))
+        })
+    }
+}
+
+const SERVICE: &str = "result-sink";
+
 /// What the result sink needs.
 #[derive(Clone)]
 pub struct ResultSinkDeps {
@@ -111,8 +165,7 @@ pub struct ResultSinkDeps {
 }
 
 impl ResultSinkDeps {
-    /// The stage's dependencies from the function's configuration and clients. The hooks only
-    /// log until the audit and metrics writers are wired in.
+    /// The stage's dependencies from the function's configuration and clients.
     pub fn from_runtime(deps: &runtime::Deps) -> Result<Self, ConfigError> {
         Ok(ResultSinkDeps {
             posts: PostsStore::new(
@@ -120,7 +173,9 @@ impl ResultSinkDeps {
                 deps.config.resource(Resource::PostsTable)?,
             ),
             sqs: deps.aws.sqs.clone(),
-            hooks: Arc::new(LogOnly),
+            hooks: Arc::new(AuditAndMetrics {
+                audit: Audit::from_config(deps.aws.dynamodb.clone(), &deps.config)?,
+            }),
         })
     }
 }

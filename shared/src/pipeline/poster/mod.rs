@@ -268,6 +268,7 @@ async fn one(
             ResultMessage {
                 storm_id: storm.id.clone(),
                 account_id: storm.account_id.clone(),
+                owner_user_id: storm.owner_user_id.clone(),
                 version: storm.version,
                 outcome,
             }
