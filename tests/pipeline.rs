@@ -1009,3 +1009,48 @@ async fn case_p3_a_failed_completion_hook_is_retried_without_touching_threads_or
     let calls = w.emu.calls();
     assert_eq!((calls.create, calls.publish), (1, 1));
 }
+
+#[tokio::test]
+async fn the_intake_route_answers_202_with_the_storm_or_a_problem_and_stores_nothing_bad() {
+    let w = World::new().await;
+    let t = now();
+    let body = format!(
+        r#"{{"account_id":"{ACCOUNT}","parts":[{{"media_type":"TEXT","text":"over HTTP"}},{{"media_type":"TEXT","text":"and a reply"}}]}}"#
+    );
+    let res = threadstorm::pipeline::intake::accept(&w.intake, OWNER, body.as_bytes(), t).await;
+    assert_eq!(res.status(), 202);
+    let json: serde_json::Value = match res.body() {
+        lambda_http::Body::Text(text) => serde_json::from_str(text).unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(json["status"], "queued");
+    assert_eq!(json["kind"], "storm");
+    assert!(json.get("owner_user_id").is_none());
+
+    for (bad, status) in [
+        ("not json", 400),
+        (r#"{"account_id":"17841405793187218","parts":[]}"#, 400),
+        (
+            r#"{"account_id":"x","parts":[{"media_type":"TEXT","text":"a"}]}"#,
+            400,
+        ),
+        (
+            r#"{"account_id":"17841405793187218","parts":[{"media_type":"GIF","text":"a"}]}"#,
+            400,
+        ),
+        (
+            r#"{"account_id":"17841400000000042","parts":[{"media_type":"TEXT","text":"a"}]}"#,
+            403,
+        ),
+    ] {
+        let res = threadstorm::pipeline::intake::accept(&w.intake, OWNER, bad.as_bytes(), t).await;
+        assert_eq!(res.status(), status, "{bad}");
+        assert_eq!(
+            res.headers()["content-type"],
+            "application/problem+json",
+            "{bad}"
+        );
+    }
+    let (listed, _) = w.posts.list_by_owner(OWNER, 10, None).await.unwrap();
+    assert_eq!(listed.len(), 1, "only the good storm was stored");
+}

@@ -11,11 +11,12 @@ use serde::Deserialize;
 use super::dedupe::ContentRules;
 use super::stage::{Stage, StormMessage, send_all};
 use crate::accounts::{AccountError, AccountStatus, AccountStore};
-use crate::edge::Problem;
+use crate::edge::{Problem, json_response};
 use crate::posts::{
     AccountId, Created, MAX_PARTS, MediaType, Part, PartContent, PostsError, PostsStore, Status,
     Storm, StormId, StormKind,
 };
+use lambda_http::{Body, Response};
 
 /// No string field of a part may be longer than this many bytes. Threads' own limits are far
 /// lower (the content policy applies those); this only keeps stored items small.
@@ -95,6 +96,22 @@ impl From<IntakeError> for Problem {
                 Problem::unavailable()
             }
         }
+    }
+}
+
+/// `POST` of a storm by an authenticated `owner`, from the raw request body: 202 with the stored
+/// storm, or a problem+json 4xx that says what to fix (nothing stored), or 503.
+pub async fn accept(deps: &IntakeDeps, owner: &str, body: &[u8], now: i64) -> Response<Body> {
+    let new: NewStorm = match serde_json::from_slice(body) {
+        Ok(new) => new,
+        Err(e) => {
+            return Problem::bad_request("malformed_body", format!("the body is not a storm: {e}"))
+                .into_response();
+        }
+    };
+    match submit(deps, owner, new, now).await {
+        Ok(storm) => json_response(202, &crate::posts::view::storm_json(&storm)),
+        Err(e) => Problem::from(e).into_response(),
     }
 }
 

@@ -4,6 +4,7 @@
 mod item;
 mod model;
 mod store;
+pub mod view;
 
 pub use item::Corrupt;
 pub use model::{
