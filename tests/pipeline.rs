@@ -3,10 +3,13 @@
 //! over HTTP. The cases are those of cases/README.md (P1, P2, P3, Q2) and the invariants of
 //! DESIGN.md: published once, in order, whole storms validated first, deferred never dropped.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use threads_emulator::{Endpoint, Fault, FaultPlan};
-use threadstorm::pipeline::gate::{KILL_SWITCH_PK, KILL_SWITCH_SK, Reservation};
+use threadstorm::pipeline::gate::{KILL_SWITCH_PK, KILL_SWITCH_SK};
+use threadstorm::pipeline::idempotency::Status as IdempotencyStatus;
+use threadstorm::pipeline::quota::{Counts, Governors};
 use threadstorm::pipeline::scheduler;
 use threadstorm::posts::{Moved, PartContent, Status, StatusName, Storm};
 use threadstorm::resources::Resource;
@@ -86,10 +89,7 @@ async fn case_p1_a_storm_with_one_part_over_500_bytes_is_rejected_whole_before_a
     assert_eq!(stored.status.name(), StatusName::Rejected);
     assert_eq!(reason_code(&stored), Some("text_too_long"));
     assert_eq!(w.emu.calls().api_total(), 0, "no Threads call at all");
-    assert!(
-        w.quota.calls.lock().unwrap().is_empty(),
-        "no quota reserved"
-    );
+    assert_eq!(w.usage(t).await, Counts::default(), "no quota reserved");
 }
 
 #[tokio::test]
@@ -202,22 +202,27 @@ async fn case_p3_a_crash_between_publish_and_record_reads_the_container_and_does
     let storm = w.submit(&["root", "reply"], t).await;
     w.pass(Consumer::Dedupe, t).await;
     w.pass(Consumer::Gate, t).await;
-    // Part 1 publishes, but its record is never completed (the store fails as if the function
-    // died there); the lock outlives the invocation until its deadline.
-    w.ledger
-        .fail_completes
-        .store(1, std::sync::atomic::Ordering::SeqCst);
+    // Part 1 publishes, but the function dies before completing its record or releasing it; the
+    // lock outlives the invocation until its deadline.
+    w.ledger.crash_before_next_completion();
     let (_, answer) = w.step(Consumer::Poster, t).await.expect("poster message");
     assert_eq!(answer.unwrap().batch_item_failures.len(), 1);
     assert_eq!(w.emu.published().len(), 1);
-    let key = format!("publish#{}#000", storm.id);
+    let record = w
+        .ledger
+        .record(storm.id.as_str(), 0)
+        .await
+        .expect("part 1 has a record");
     assert!(
-        w.ledger.checkpoint_of(&key).is_some(),
+        record.checkpoint.is_some(),
         "container checkpointed before publishing"
     );
-    assert!(w.ledger.completed(&key).is_none());
+    assert_ne!(
+        record.status,
+        IdempotencyStatus::Completed,
+        "never completed"
+    );
 
-    w.ledger.expire(&key);
     let before = w.emu.calls();
     w.drain(t).await;
     let calls = w.emu.calls();
@@ -393,32 +398,52 @@ async fn every_stage_message_delivered_twice_publishes_exactly_once() {
         StatusName::Published
     );
     assert_eq!(
-        w.quota.reserved.lock().unwrap().len(),
-        1,
-        "reserved for one storm"
+        w.usage(t).await,
+        Counts {
+            posts: 1,
+            replies: 1,
+            requests: 4
+        },
+        "reserved once for the one storm, however often its messages came"
     );
 }
 
 #[tokio::test]
 async fn no_capacity_defers_the_whole_storm_deletes_its_message_and_the_sweep_sends_it_again() {
-    let w = World::new().await;
+    let one_post_a_day = Governors::new(1, 1000, 200).unwrap();
+    let w = World::governed(
+        threads_emulator::EmulatorConfig::default(),
+        Arc::new(threadstorm_tests::support::world::case_b1_policy()),
+        one_post_a_day,
+    )
+    .await;
     let t = now();
-    let not_before = t + 3_600;
-    *w.quota.answer.lock().unwrap() = Reservation::Deferred { not_before };
-    let storm = w.submit(&["later 1", "later 2", "later 3"], t).await;
+    let first = w.submit(&["today's only post"], t).await;
     w.drain(t).await;
+    assert_eq!(
+        w.storm(&first.id).await.status.name(),
+        StatusName::Published
+    );
 
+    let storm = w.submit(&["later 1", "later 2", "later 3"], t + 10).await;
+    w.drain(t + 10).await;
+    // The first post leaves the rolling 24 hours exactly one day after it was reserved.
+    let not_before = t + 86_400;
     let stored = w.storm(&storm.id).await;
     assert_eq!(stored.status, Status::Deferred { not_before });
     assert_eq!(
         w.emu.calls().api_total(),
-        0,
-        "deferred before its first part"
+        2,
+        "the deferred storm made no Threads call"
     );
     assert_eq!(
-        w.quota.calls.lock().unwrap().as_slice(),
-        [(storm.id.to_string(), 1, 2)],
-        "one reservation for the whole storm: 1 post and 2 replies"
+        w.usage(t + 10).await,
+        Counts {
+            posts: 1,
+            replies: 0,
+            requests: 2
+        },
+        "nothing reserved for the deferred storm: its 1 post and 2 replies wait whole"
     );
     for consumer in Consumer::ALL {
         assert_eq!(
@@ -433,7 +458,6 @@ async fn no_capacity_defers_the_whole_storm_deletes_its_message_and_the_sweep_se
         .await
         .unwrap();
     assert_eq!(early.enqueued, 0);
-    *w.quota.answer.lock().unwrap() = Reservation::Reserved;
     let due = scheduler::sweep(&w.scheduler, not_before).await.unwrap();
     assert_eq!(due.enqueued, 1, "{due:?}");
     w.drain(not_before).await;
@@ -441,7 +465,16 @@ async fn no_capacity_defers_the_whole_storm_deletes_its_message_and_the_sweep_se
         w.storm(&storm.id).await.status.name(),
         StatusName::Published
     );
-    assert_eq!(w.emu.published().len(), 3);
+    assert_eq!(w.emu.published().len(), 4);
+    assert_eq!(
+        w.usage(not_before).await,
+        Counts {
+            posts: 1,
+            replies: 2,
+            requests: 6
+        },
+        "the first post has left the window; the storm's share is in it"
+    );
 }
 
 #[tokio::test]
@@ -472,7 +505,11 @@ async fn the_kill_switch_defers_instead_of_dropping() {
         }
     );
     assert_eq!(w.emu.calls().api_total(), 0);
-    assert!(w.quota.calls.lock().unwrap().is_empty());
+    assert_eq!(
+        w.usage(t).await,
+        Counts::default(),
+        "nothing reserved while paused"
+    );
 
     // The pause ends by itself at `until`.
     scheduler::sweep(&w.scheduler, t + 600).await.unwrap();
@@ -823,10 +860,8 @@ async fn an_owner_lists_their_storms_newest_first() {
 
 /// What each stage costs per published post, as AWS requests (counted on the functions' own
 /// clients; the event source mapping's receives and deletes are not the functions') and Threads
-/// calls. The idempotency and quota stand-ins count one request per call, as their DynamoDB
-/// implementations would make at least.
+/// calls.
 async fn measure(w: &World, storms: usize, parts: usize) -> (f64, f64) {
-    use std::sync::atomic::Ordering;
     let t = now();
     let texts: Vec<Vec<String>> = (0..storms)
         .map(|s| {
@@ -836,8 +871,6 @@ async fn measure(w: &World, storms: usize, parts: usize) -> (f64, f64) {
         })
         .collect();
     w.counter.reset();
-    let ledger_before = w.ledger.requests.load(Ordering::SeqCst);
-    let quota_before = w.quota.calls.lock().unwrap().len();
     let mut rows = Vec::new();
     let mut snapshot = w.counter.snapshot();
     for t_parts in &texts {
@@ -861,25 +894,13 @@ async fn measure(w: &World, storms: usize, parts: usize) -> (f64, f64) {
     }
     let published = (storms * parts) as f64;
     assert_eq!(w.emu.published().len(), storms * parts);
-    let ledger = (w.ledger.requests.load(Ordering::SeqCst) - ledger_before) as f64;
-    let quota = (w.quota.calls.lock().unwrap().len() - quota_before) as f64;
-    let mut total = ledger + quota;
+    let mut total = 0.0;
     eprintln!("\n{storms} storm(s) of {parts} part(s): AWS requests per published post");
     for (name, counts) in &rows {
         let sum: u64 = counts.values().sum();
         total += sum as f64;
         eprintln!("  {name:<12} {:>5.2}  {counts:?}", sum as f64 / published);
     }
-    eprintln!(
-        "  {:<12} {:>5.2}  (stand-in, 1 per call)",
-        "idempotency",
-        ledger / published
-    );
-    eprintln!(
-        "  {:<12} {:>5.2}  (stand-in, 1 per call)",
-        "quota",
-        quota / published
-    );
     let calls = w.emu.calls();
     let threads = calls.api_total() as f64 / published;
     eprintln!(

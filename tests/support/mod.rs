@@ -1,7 +1,7 @@
-//! Support for the pipeline tests: request counting, a small event source mapping, stand-ins for
-//! modules built on other branches, and a whole pipeline per test.
+//! Support for the pipeline tests: request counting, a small event source mapping, idempotency
+//! records that can crash mid-publish, and a whole pipeline per test.
 
 pub mod counting;
-pub mod fakes;
+pub mod ledger;
 pub mod sqs;
 pub mod world;

@@ -11,12 +11,16 @@ use threads_emulator::{Emulator, EmulatorConfig};
 use threadstorm::accounts::{Account, AccountStatus, AccountStore};
 use threadstorm::audit::Audit;
 use threadstorm::aws::AwsClients;
+use threadstorm::clock::EpochMillis;
 use threadstorm::config::LogSwitches;
 use threadstorm::pipeline::dedupe::{self, ContentRules, DedupeDeps};
 use threadstorm::pipeline::fifo::WholeBatchFailed;
 use threadstorm::pipeline::gate::{self, GateDeps};
+use threadstorm::pipeline::idempotency::IdempotencyStore;
 use threadstorm::pipeline::intake::{self, IntakeDeps, NewStorm};
+use threadstorm::pipeline::poster::PUBLISH_RECORDS_KEPT;
 use threadstorm::pipeline::poster::{self, PosterDeps, PosterSettings};
+use threadstorm::pipeline::quota::{Counts, Governors, QuotaStore};
 use threadstorm::pipeline::results::{self, LogOnly, ResultSinkDeps};
 use threadstorm::pipeline::scheduler::{SchedulerDeps, SweepSettings};
 use threadstorm::policy::{ContentPolicy, ProhibitedTerms};
@@ -28,7 +32,7 @@ use threadstorm::users::UserId;
 use threadstorm::vault::{CacheLimits, Purpose, TokenOwner, Vault};
 
 use super::counting::RequestCounter;
-use super::fakes::{MemoryLedger, ScriptedQuota};
+use super::ledger::CrashableLedger;
 use super::sqs;
 
 /// The emulator's default test user.
@@ -60,8 +64,8 @@ pub struct World {
     pub counter: RequestCounter,
     pub aws: AwsClients,
     pub posts: PostsStore,
-    pub ledger: Arc<MemoryLedger>,
-    pub quota: Arc<ScriptedQuota>,
+    pub ledger: Arc<CrashableLedger>,
+    pub quota: Arc<QuotaStore>,
     pub vault: Arc<Vault>,
     pub intake: IntakeDeps,
     pub dedupe: DedupeDeps,
@@ -92,14 +96,35 @@ impl World {
     }
 
     pub async fn with(config: EmulatorConfig, rules: Arc<dyn ContentRules>) -> World {
+        Self::governed(config, rules, Governors::SEED).await
+    }
+
+    /// A pipeline whose gate reserves against `governors`.
+    pub async fn governed(
+        config: EmulatorConfig,
+        rules: Arc<dyn ContentRules>,
+        governors: Governors,
+    ) -> World {
         let stack = TestStack::new().await;
         let emu = Emulator::start(config).await.expect("emulator starts");
         let counter = RequestCounter::default();
         let aws = counter.clients(&stack.sdk);
         let table = |r: Resource| stack.name(r);
         let posts = PostsStore::new(aws.dynamodb.clone(), table(Resource::PostsTable));
-        let ledger = Arc::new(MemoryLedger::default());
-        let quota = Arc::new(ScriptedQuota::default());
+        let ledger = Arc::new(CrashableLedger::new(
+            IdempotencyStore::new(
+                aws.dynamodb.clone(),
+                table(Resource::IdempotencyTable),
+                PUBLISH_RECORDS_KEPT,
+            ),
+            stack.aws.dynamodb.clone(),
+            table(Resource::IdempotencyTable),
+        ));
+        let quota = Arc::new(QuotaStore::new(
+            aws.dynamodb.clone(),
+            table(Resource::RateLimitsTable),
+            governors,
+        ));
         let accounts = AccountStore::new(aws.dynamodb.clone(), table(Resource::AccountsTable));
         let threads = ThreadsClient::new(
             ThreadsConfig::new(&emu.base_url(), &emu.authorize_url())
@@ -190,6 +215,14 @@ impl World {
         };
         world.connect(OWNER, ACCOUNT).await;
         world
+    }
+
+    /// What the test account has reserved in the rolling windows at `at` (Unix seconds).
+    pub async fn usage(&self, at: i64) -> Counts {
+        self.quota
+            .usage(&self.account, EpochMillis::new(at * 1000))
+            .await
+            .expect("quota readable")
     }
 
     /// Connects `account` for `owner`, with a fresh emulator token.
@@ -313,7 +346,7 @@ impl World {
         if failed && consumer == Consumer::Poster {
             // Failed messages come back only after the visibility timeout, when the failed
             // invocation's locks have expired; this harness redelivers at once.
-            self.ledger.expire_in_progress();
+            self.ledger.expire_in_progress().await;
         }
         Some((records, answer))
     }

@@ -6,50 +6,26 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use aws_lambda_events::sqs::{SqsBatchResponse, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
+use lambda_runtime::LambdaEvent;
 
 use super::dedupe::current;
 use super::fifo::{Retry, WholeBatchFailed};
-use super::stage::{BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch};
-use crate::posts::{
-    AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
+use super::quota::{QuotaStore, ReservationId, Reserve};
+use super::stage::{
+    BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch, to_lambda, unix_now,
 };
+use crate::clock::EpochMillis;
+use crate::config::ConfigError;
+use crate::posts::{Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition};
+use crate::resources::Resource;
+use crate::runtime;
 use crate::store::{StoreError, s};
 
 /// Where the kill switch lives in the RateLimitsTable.
 pub const KILL_SWITCH_PK: &str = "control";
 pub const KILL_SWITCH_SK: &str = "kill-switch";
-
-/// What a quota reservation answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Reservation {
-    /// Capacity for the whole storm is held for it.
-    Reserved,
-    /// Not enough capacity; nothing was consumed. Try again at `not_before` (Unix seconds).
-    Deferred { not_before: i64 },
-    /// The storm needs more than a whole window allows: waiting would never help.
-    NeverFits { reason: String },
-}
-
-/// A quota store could not answer; the message is retried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("quota: {0}")]
-pub struct QuotaError(pub String);
-
-/// Reserves a whole storm's share of every governor (Meta's rolling-24-hour posts and replies
-/// and the operator's limits) atomically. Reserving again for the same storm (a redelivery) must
-/// not count twice.
-pub trait Quota: Send + Sync {
-    fn reserve<'a>(
-        &'a self,
-        account: &'a AccountId,
-        storm: &'a StormId,
-        posts: u32,
-        replies: u32,
-        now: i64,
-    ) -> BoxFuture<'a, Result<Reservation, QuotaError>>;
-}
 
 /// The kill switch as stored: `paused` (bool), optionally `until` (Unix seconds) and `reason`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,9 +42,51 @@ pub struct GateDeps {
     pub rate_limits_table: String,
     pub sqs: aws_sdk_sqs::Client,
     pub poster_queue: String,
-    pub quota: Arc<dyn Quota>,
+    pub quota: Arc<QuotaStore>,
     /// While paused without an `until`, deferred storms are looked at again after this long.
     pub pause_recheck_secs: i64,
+}
+
+/// While paused without an end, how long before a deferred storm is looked at again.
+pub const PAUSE_RECHECK_SECS: i64 = 60;
+
+/// Accounts whose quota item a warm gate remembers (one conditional write per reservation
+/// instead of a read and a write).
+pub const QUOTA_CACHE_ACCOUNTS: usize = 1024;
+
+impl GateDeps {
+    /// The stage's dependencies from the function's configuration and clients.
+    pub fn from_runtime(deps: &runtime::Deps) -> Result<Self, ConfigError> {
+        let config = &deps.config;
+        let rate_limits_table = config.resource(Resource::RateLimitsTable)?.to_owned();
+        Ok(GateDeps {
+            posts: PostsStore::new(
+                deps.aws.dynamodb.clone(),
+                config.resource(Resource::PostsTable)?,
+            ),
+            dynamodb: deps.aws.dynamodb.clone(),
+            quota: Arc::new(
+                QuotaStore::new(
+                    deps.aws.dynamodb.clone(),
+                    rate_limits_table.clone(),
+                    config.governors,
+                )
+                .with_cache(QUOTA_CACHE_ACCOUNTS),
+            ),
+            rate_limits_table,
+            sqs: deps.aws.sqs.clone(),
+            poster_queue: config.resource(Resource::PosterQueue)?.to_owned(),
+            pause_recheck_secs: PAUSE_RECHECK_SECS,
+        })
+    }
+}
+
+/// The Lambda entry point: one SQS batch, now.
+pub fn lambda(
+    deps: &GateDeps,
+    event: LambdaEvent<SqsEvent>,
+) -> BoxFuture<'_, Result<SqsBatchResponse, lambda_runtime::Error>> {
+    Box::pin(async move { to_lambda(handle(deps, &event.payload.records, unix_now()).await) })
 }
 
 /// Handles one batch from the gate queue. `now` is Unix seconds.
@@ -127,25 +145,37 @@ async fn one(
         defer(&deps.posts, &storm, not_before, now).await?;
         return Ok(vec![]);
     }
-    let (posts, replies) = storm.quota_cost();
+    let demand = storm.quota_cost();
+    let id = ReservationId::parse(storm.id.as_str()).map_err(|e| Retry(e.to_string()))?;
     let reservation = deps
         .quota
-        .reserve(&storm.account_id, &storm.id, posts, replies, now)
+        .reserve(
+            &storm.account_id,
+            &id,
+            demand,
+            EpochMillis::new(now.saturating_mul(1000)),
+        )
         .await
         .map_err(|e| Retry(e.to_string()))?;
     match reservation {
-        Reservation::Reserved => Ok(vec![message.to(Stage::Poster, &deps.poster_queue)]),
-        Reservation::Deferred { not_before } => {
-            tracing::info!(storm = %storm.id, not_before, posts, replies, "no capacity; storm deferred");
+        Reserve::Reserved(_) => Ok(vec![message.to(Stage::Poster, &deps.poster_queue)]),
+        Reserve::Deferred { not_before, limit } => {
+            let not_before = not_before.ceil_seconds().get();
+            tracing::info!(storm = %storm.id, not_before, limit = limit.as_str(), ?demand, "no capacity; storm deferred");
             defer(&deps.posts, &storm, not_before, now).await?;
             Ok(vec![])
         }
-        Reservation::NeverFits { reason } => {
+        Reserve::NeverFits {
+            limit,
+            needed,
+            allowed,
+        } => {
             let reason = Reason::new(
                 "exceeds_quota",
                 format!(
-                    "This storm needs more than Threads allows in 24 hours ({reason}); split it \
-                     into smaller storms."
+                    "This storm needs {needed} of {} where at most {allowed} are allowed; split \
+                     it into smaller storms.",
+                    limit.describe()
                 ),
             );
             let moved = deps

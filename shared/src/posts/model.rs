@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::pipeline::quota::Counts;
 use crate::policy::{CarouselItem, DraftMedia, ItemKind, PostDraft};
 use crate::threads::{MediaId, UserId};
 
@@ -163,6 +164,18 @@ pub struct PartContent {
 }
 
 impl PartContent {
+    /// The Threads API requests publishing this part takes when nothing goes wrong: create and
+    /// publish, one status read for media (Threads processes it first), and one create per
+    /// carousel item.
+    pub fn request_cost(&self) -> u32 {
+        let children = u32::try_from(self.children.len()).unwrap_or(u32::MAX);
+        match self.media_type {
+            MediaType::Text => 2,
+            MediaType::Carousel => children.saturating_add(3),
+            MediaType::Image | MediaType::Video => 3,
+        }
+    }
+
     /// A text post.
     pub fn text(text: impl Into<String>) -> Self {
         PartContent {
@@ -389,11 +402,20 @@ impl Storm {
         }
     }
 
-    /// Posts and replies this storm takes from Threads' quotas: the first part is a post, every
-    /// later part a reply.
-    pub fn quota_cost(&self) -> (u32, u32) {
-        let replies = u32::try_from(self.parts.len().saturating_sub(1)).unwrap_or(u32::MAX);
-        (1, replies)
+    /// What this storm takes from the quotas: the first part is a post, every later part a reply,
+    /// and the Threads API requests its parts cost (see [`PartContent::request_cost`]).
+    pub fn quota_cost(&self) -> Counts {
+        let parts = u32::try_from(self.parts.len()).unwrap_or(u32::MAX);
+        let requests = self
+            .parts
+            .iter()
+            .map(|part| part.content.request_cost())
+            .fold(0u32, u32::saturating_add);
+        Counts {
+            posts: 1,
+            replies: parts.saturating_sub(1),
+            requests,
+        }
     }
 }
 

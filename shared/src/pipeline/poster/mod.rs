@@ -20,11 +20,12 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 
 pub use accounts::{TokenError, TokenOpener};
-pub use ledger::{Begin, Fenced, LedgerError, OwnerToken, PublishLedger};
+pub use ledger::PublishLedger;
 pub use part::{PartError, Published};
 
 use super::fifo::{Retry, WholeBatchFailed, failures_from};
 use super::gate::defer;
+use super::idempotency::IdempotencyStore;
 use super::results::{Outcome, PublishedPart, ResultMessage};
 use super::stage::{
     BoxFuture, Handled, StormMessage, parse, prefetch, receive_count, run_batch, to_lambda,
@@ -82,6 +83,10 @@ impl Default for PosterSettings {
     }
 }
 
+/// How long a part's publish record is kept after its last write: longer than any message can
+/// live in the pipeline's queues (SQS keeps one at most 14 days), so a redelivery always finds it.
+pub const PUBLISH_RECORDS_KEPT: Duration = Duration::from_secs(15 * 24 * 60 * 60);
+
 /// What the poster needs.
 #[derive(Clone)]
 pub struct PosterDeps {
@@ -107,12 +112,8 @@ pub enum StartError {
 }
 
 impl PosterDeps {
-    /// The stage's dependencies from the function's configuration and clients; `ledger` keeps
-    /// the per-part idempotency records.
-    pub async fn from_runtime(
-        deps: &runtime::Deps,
-        ledger: Arc<dyn PublishLedger>,
-    ) -> Result<Self, StartError> {
+    /// The stage's dependencies from the function's configuration and clients.
+    pub async fn from_runtime(deps: &runtime::Deps) -> Result<Self, StartError> {
         let config = &deps.config;
         let threads = ThreadsConfig::new(&config.threads.graph_url, &config.threads.authorize_url)
             .map_err(|e| StartError::Threads(e.to_string()))
@@ -135,7 +136,11 @@ impl PosterDeps {
                 config.resource(Resource::AccountsTable)?,
             ),
             tokens: Arc::new(vault),
-            ledger,
+            ledger: Arc::new(IdempotencyStore::new(
+                deps.aws.dynamodb.clone(),
+                config.resource(Resource::IdempotencyTable)?,
+                PUBLISH_RECORDS_KEPT,
+            )),
             threads,
             sqs: deps.aws.sqs.clone(),
             results_queue: config.resource(Resource::ResultsQueue)?.to_owned(),

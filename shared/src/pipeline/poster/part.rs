@@ -11,10 +11,10 @@ use std::future::Future;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::PosterDeps;
-use super::ledger::{Begin, Fenced, OwnerToken};
+use crate::clock::EpochMillis;
+use crate::pipeline::idempotency::{Begin, Fenced, IdempotencyKey, OwnerToken, PayloadHash};
 use crate::posts::{MediaType, PartContent, Reason, Storm};
 use crate::threads::{
     AccessToken, ContainerId, ContainerStatus, ListThreads, MediaId, NewContainer, ThreadsError,
@@ -66,32 +66,37 @@ pub(super) struct PartJob<'a> {
 }
 
 impl PartJob<'_> {
-    fn key(&self) -> String {
-        format!("publish#{}#{:03}", self.storm.id, self.index)
+    /// `publish#<storm>#<part>`; a storm id is printable ASCII, so this cannot be refused.
+    fn key(&self) -> Result<IdempotencyKey, PartError> {
+        IdempotencyKey::new("publish", &format!("{}#{:03}", self.storm.id, self.index))
+            .map_err(|e| PartError::Fail(internal(e.to_string())))
     }
 
     /// A digest of what this part publishes, so a record is never reused for other content.
-    fn payload(&self) -> String {
+    fn payload(&self) -> PayloadHash {
         let body = serde_json::json!({
             "content": self.content,
             "reply_to": self.parent.map(MediaId::as_str),
         });
-        Sha256::digest(body.to_string().as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        PayloadHash::of(body.to_string().as_bytes())
     }
 
     /// Publishes the part unless it was published before.
     pub async fn run(&self) -> Result<Published, PartError> {
-        let key = self.key();
+        let key = self.key()?;
         let ledger = &self.deps.ledger;
+        let now = EpochMillis::new(self.now.saturating_mul(1000));
         let begun = ledger
-            .begin(&key, &self.payload(), self.deadline_ms)
+            .begin(
+                &key,
+                &self.payload(),
+                EpochMillis::new(self.deadline_ms),
+                now,
+            )
             .await
             .map_err(|e| PartError::Retry(e.to_string()))?;
         let (owner, checkpoint) = match begun {
-            Begin::Completed { data } => {
+            Begin::AlreadyCompleted { data } => {
                 return serde_json::from_str(&data).map_err(|e| {
                     PartError::Fail(internal(format!(
                         "part {} was published but its record is unreadable: {e}",
@@ -99,7 +104,7 @@ impl PartJob<'_> {
                     )))
                 });
             }
-            Begin::InProgress => {
+            Begin::InProgress { .. } => {
                 return Err(PartError::Retry(format!(
                     "part {} is being published by another invocation",
                     self.index + 1
@@ -119,8 +124,8 @@ impl PartJob<'_> {
             Ok(published) => {
                 let data = serde_json::to_string(&published)
                     .map_err(|e| PartError::Retry(e.to_string()))?;
-                match ledger.complete(&key, &owner, &data).await {
-                    Ok(Fenced::Written) => return Ok(published),
+                match ledger.complete(&key, &owner, &data, now).await {
+                    Ok(Fenced::Applied) => return Ok(published),
                     Ok(Fenced::LostOwnership) => Err(PartError::Retry(format!(
                         "part {} was taken over while publishing",
                         self.index + 1
@@ -134,8 +139,17 @@ impl PartJob<'_> {
         // The part is not done: let the next attempt take the record at once instead of waiting
         // for this invocation's deadline. The checkpoint stays, so that attempt reads the
         // container's status before it publishes anything.
-        if let Err(e) = ledger.release(&key, &owner).await {
-            tracing::warn!(error = %e, part = self.index, "idempotency record not released; it frees at its deadline");
+        match ledger.release(&key, &owner).await {
+            Ok(Fenced::Applied) => {}
+            Ok(Fenced::LostOwnership) => {
+                tracing::warn!(
+                    part = self.index,
+                    "idempotency record was taken over before release"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, part = self.index, "idempotency record not released; it frees at its deadline");
+            }
         }
         outcome
     }
@@ -186,8 +200,13 @@ impl PartJob<'_> {
         };
         let data =
             serde_json::to_string(&checkpoint).map_err(|e| PartError::Retry(e.to_string()))?;
-        match self.deps.ledger.checkpoint(&self.key(), owner, &data).await {
-            Ok(Fenced::Written) => Ok(container),
+        match self
+            .deps
+            .ledger
+            .checkpoint(&self.key()?, owner, &data)
+            .await
+        {
+            Ok(Fenced::Applied) => Ok(container),
             Ok(Fenced::LostOwnership) => Err(PartError::Retry(format!(
                 "part {} was taken over before publishing",
                 self.index + 1
