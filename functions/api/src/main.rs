@@ -1,13 +1,15 @@
-//! ThreadStorm's HTTP API: posts, storms, inbox, audit and admin routes.
+//! ThreadStorm's HTTP API: posts, storms, accounts, inbox, audit and admin routes.
 
 use lambda_http::{Error, run, service_fn};
+use threadstorm::api::Api;
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::API).await?;
-    run(service_fn(|_request| async {
-        Ok::<_, Error>(runtime::not_implemented_response(deps.function.name))
+    let api = Api::from_deps(&deps)?;
+    run(service_fn(|request| async {
+        Ok::<_, Error>(api.handle(request).await)
     }))
     .await
 }

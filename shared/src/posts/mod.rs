@@ -12,5 +12,6 @@ pub use model::{
     Status, StatusName, Storm, StormId, StormKind,
 };
 pub use store::{
-    Created, Cursor, DueStorm, Moved, PartOutcome, PostsError, PostsStore, StormSummary, Transition,
+    Created, Cursor, DueStorm, ListAfter, Moved, PartOutcome, PostsError, PostsStore, StormSummary,
+    Transition,
 };

@@ -117,6 +117,52 @@ pub struct StormSummary {
 /// Where the next page of a listing starts (DynamoDB's LastEvaluatedKey).
 pub type Cursor = Item;
 
+/// Where the next page of an owner's listing starts: just after this storm. Opaque to clients
+/// ([`ListAfter::encode`]), and rebuilt into a key for the caller's own partition only, so a
+/// forged one can at worst skip the caller's own storms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListAfter {
+    pub created_at: i64,
+    pub id: StormId,
+}
+
+impl ListAfter {
+    /// `<created_at>.<storm id>`, base64url without padding.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{}.{}", self.created_at, self.id))
+    }
+
+    /// The cursor a client sent back; `None` for anything [`ListAfter::encode`] did not make.
+    pub fn decode(raw: &str) -> Option<Self> {
+        use base64::Engine;
+        if raw.len() > 128 {
+            return None;
+        }
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let (at, id) = text.split_once('.')?;
+        let created_at: i64 = at.parse().ok().filter(|at| *at >= 0)?;
+        Some(ListAfter {
+            created_at,
+            id: StormId::parse(id).ok()?,
+        })
+    }
+
+    fn key(&self, owner: &str) -> Cursor {
+        let mut key = item::key(&self.id, item::STORM_SK);
+        key.insert(item::GSI1PK.into(), s(item::owner_pk(owner)));
+        key.insert(
+            item::GSI1SK.into(),
+            s(item::time_key(self.created_at, &self.id)),
+        );
+        key
+    }
+}
+
 /// What one part ended as on Threads, for [`PostsStore::finish`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartOutcome {
@@ -462,8 +508,8 @@ impl PostsStore {
         &self,
         owner: &str,
         limit: i32,
-        start: Option<Cursor>,
-    ) -> Result<(Vec<StormSummary>, Option<Cursor>), PostsError> {
+        after: Option<&ListAfter>,
+    ) -> Result<(Vec<StormSummary>, Option<ListAfter>), PostsError> {
         let page = self
             .client
             .query()
@@ -474,7 +520,7 @@ impl PostsStore {
             .expression_attribute_values(":p", s(item::owner_pk(owner)))
             .scan_index_forward(false)
             .limit(limit)
-            .set_exclusive_start_key(start)
+            .set_exclusive_start_key(after.map(|a| a.key(owner)))
             .send()
             .await
             .map_err(|e| self.sdk_error("Query", e))?;
@@ -503,7 +549,14 @@ impl PostsStore {
                 id,
             });
         }
-        let next = page.last_evaluated_key().filter(|k| !k.is_empty()).cloned();
+        let more = page.last_evaluated_key().is_some_and(|k| !k.is_empty());
+        let next = out
+            .last()
+            .filter(|_| more)
+            .map(|last: &StormSummary| ListAfter {
+                created_at: last.created_at,
+                id: last.id.clone(),
+            });
         Ok((out, next))
     }
 
