@@ -16,6 +16,7 @@ pub mod policy;
 pub mod product;
 pub mod refresher;
 pub mod resources;
+pub mod rotation;
 pub mod runtime;
 pub mod secrets;
 pub mod sessions;
