@@ -30,9 +30,9 @@ pub struct Status {
     pub pending: Option<String>,
 }
 
-/// The stages of a manually rotated secret.
+/// The stages of any of ThreadStorm's secrets (to follow a manual or an emergency rotation).
 pub async fn status(store: &SecretStore, secret: &str) -> Result<Status, RotationError> {
-    let described = manual_secret(store, secret).await?;
+    let described = store.describe(secret).await?;
     Ok(Status {
         kind: described.kind()?,
         current: described.version_in(CURRENT).map(str::to_owned),
