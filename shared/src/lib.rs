@@ -19,6 +19,7 @@ pub mod product;
 pub mod rbac;
 pub mod refresher;
 pub mod resources;
+pub mod rotation;
 pub mod runtime;
 pub mod secrets;
 pub mod sessions;
