@@ -3,7 +3,7 @@
 //! `aws_config` reads region, credentials and `AWS_ENDPOINT_URL` from the environment, so the same
 //! binary talks to AWS or to a local moto server without a code change.
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, SdkConfig};
 
 /// The four service clients ThreadStorm uses. Cheap to clone (each is an `Arc` inside).
 #[derive(Clone, Debug)]
@@ -16,8 +16,14 @@ pub struct AwsClients {
 
 impl AwsClients {
     /// Loads the shared SDK configuration from the environment and builds every client from it.
-    pub async fn from_env() -> Self {
-        Self::from_sdk_config(&aws_config::load_defaults(BehaviorVersion::latest()).await)
+    /// Requests name the function in their user agent (`app/threadstorm-<function>`), so
+    /// CloudTrail (and the local stack's request counts) tell the functions apart.
+    pub async fn from_env(function: &str) -> Self {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Ok(name) = AppName::new(format!("threadstorm-{function}")) {
+            loader = loader.app_name(name);
+        }
+        Self::from_sdk_config(&loader.load().await)
     }
 
     pub fn from_sdk_config(sdk: &SdkConfig) -> Self {

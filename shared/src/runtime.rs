@@ -34,7 +34,7 @@ pub async fn start(function: &'static FunctionSpec) -> Result<Deps, ConfigError>
         }
     };
     init_logging(function, &config);
-    let aws = AwsClients::from_env().await;
+    let aws = AwsClients::from_env(function.name).await;
     tracing::info!(region = %config.region, production_mode = config.production_mode, "initialised");
     Ok(Deps {
         function,

@@ -18,6 +18,7 @@
 
 pub mod apigw;
 pub mod binaries;
+pub mod demo;
 pub mod functions;
 pub mod invocation;
 pub mod process;

@@ -1,6 +1,10 @@
 //! `local-runner up`: builds the function binaries, starts moto (unless `AWS_ENDPOINT_URL`
 //! answers) with template.yaml's resources, runs every function behind a local Runtime API, serves
 //! the REST API under its stage, polls the queues and fires the schedules — until Ctrl-C.
+//!
+//! `local-runner demo`: the same stack with the Threads emulator, then ThreadStorm's main job on
+//! real input (see [`local_runner::demo`]); prints a report, writes it as JSON, exits non-zero if a
+//! check failed, and stops everything it started.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +25,27 @@ struct Cli {
 enum Command {
     /// Start everything and run until Ctrl-C.
     Up(Up),
+    /// Start everything with the Threads emulator, publish real input, report, stop.
+    Demo(Demo),
+}
+
+#[derive(clap::Args)]
+struct Demo {
+    /// Port of the API Gateway front on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    /// Where to write the JSON report.
+    #[arg(long, default_value = "threadstorm-report.json")]
+    report: PathBuf,
+    /// Cargo profile to build the function binaries with.
+    #[arg(long, default_value = "dev")]
+    profile: String,
+    /// Use binaries already built in this directory instead of building them.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Show the functions' own output.
+    #[arg(long)]
+    function_logs: bool,
 }
 
 #[derive(clap::Args)]
@@ -72,16 +97,51 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let Cli {
-        command: Command::Up(up),
-    } = Cli::parse();
-    match run(up).await {
-        Ok(()) => ExitCode::SUCCESS,
+    let result = match Cli::parse().command {
+        Command::Up(up) => run(up).await.map(|()| true).map_err(Into::into),
+        Command::Demo(demo) => run_demo(demo).await,
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("local-runner: {err}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The main command: returns whether every check passed.
+async fn run_demo(demo: Demo) -> Result<bool, Box<dyn std::error::Error>> {
+    let started = std::time::Instant::now();
+    let (runner, emulator) = local_runner::demo::start(
+        demo.port,
+        match demo.bin_dir {
+            Some(dir) => Binaries::Dir(dir),
+            None => Binaries::Build {
+                profile: demo.profile,
+            },
+        },
+        if demo.function_logs {
+            FunctionLogs::Stderr
+        } else {
+            FunctionLogs::Quiet
+        },
+    )
+    .await?;
+    eprintln!(
+        "local-runner: stack up in {:.1} s; publishing",
+        started.elapsed().as_secs_f64()
+    );
+    let outcome = local_runner::demo::run(&runner, &emulator).await;
+    runner.shutdown().await;
+    emulator.shutdown();
+    let mut report = outcome?;
+    report.seconds = started.elapsed().as_secs_f64();
+    print!("{}", report.text());
+    std::fs::write(&demo.report, serde_json::to_vec_pretty(&report)?)?;
+    println!("JSON report: {}", demo.report.display());
+    Ok(report.ok)
 }
 
 async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
@@ -94,22 +154,13 @@ async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
             .get("StageName")
             .cloned()
             .unwrap_or_else(|| "live".to_owned());
-        let base = format!("http://localhost:{}/{stage}", up.port);
-        let config = threads_emulator::EmulatorConfig {
-            redirect_uris: vec![format!("{base}/oauth/callback")],
-            ..threads_emulator::EmulatorConfig::default()
-        };
-        let emulator = threads_emulator::Emulator::start(config)
+        let wiring = local_runner::demo::EmulatorWiring::start(up.port, &stage)
             .await
             .map_err(local_runner::RunnerError::Io)?;
-        parameters.insert("ThreadsAppId".into(), emulator.config().app_id.clone());
-        parameters.insert("PublicBaseUrl".into(), base);
-        secret_values.insert(
-            "ThreadsAppSecret".to_owned(),
-            emulator.config().app_secret.clone(),
-        );
-        threads_url = Some(emulator.base_url());
-        Some(emulator)
+        parameters.extend(wiring.parameters);
+        secret_values.extend(wiring.secret_values);
+        threads_url = Some(wiring.emulator.base_url());
+        Some(wiring.emulator)
     } else {
         None
     };

@@ -370,17 +370,27 @@ async fn the_real_api_function_starts_and_answers_through_the_front() {
     let url = runner.api_url().unwrap();
     assert!(url.ends_with("/live"), "the template's StageName: {url}");
     let client = reqwest::Client::new();
-    for path in ["/", "/v1/posts?limit=5"] {
-        let response = client.get(format!("{url}{path}")).send().await.unwrap();
-        // Until the API is built it answers 501 problem+json; update this when it is.
-        assert_eq!(response.status(), 501, "{path}");
-        assert_eq!(
-            response.headers()["content-type"],
-            "application/problem+json"
-        );
-        let body: serde_json::Value = response.json().await.unwrap();
-        assert_eq!(body["status"], 501);
-    }
+    let home = client.get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    assert!(
+        home.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    // Without a session every /v1 route is a 401 problem.
+    let response = client
+        .get(format!("{url}/v1/posts?limit=5"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["status"], 401);
     // Routes of functions not started are not deployed.
     let oauth = client
         .get(format!("{url}/oauth/start"))

@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::{AppName, BehaviorVersion, Region, SdkConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MotoError {
@@ -136,18 +136,23 @@ impl Drop for Moto {
     }
 }
 
+/// The app name local tooling's AWS requests carry in their user agent.
+pub const APP_NAME: &str = "threadstorm-local";
+
 /// SDK configuration for a local endpoint, the same thing `AWS_ENDPOINT_URL` does for a function.
 pub fn sdk_config_for(endpoint: &str) -> SdkConfig {
     let credentials =
         aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "local-stack");
-    SdkConfig::builder()
+    let mut builder = SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(crate::REGION))
         .endpoint_url(endpoint)
         .credentials_provider(aws_sdk_dynamodb::config::SharedCredentialsProvider::new(
             credentials,
-        ))
-        .build()
+        ));
+    // Marks local tooling's requests, so moto's request counts tell them from the functions'.
+    builder.set_app_name(AppName::new(APP_NAME).ok());
+    builder.build()
 }
 
 pub fn workspace_root() -> PathBuf {

@@ -99,7 +99,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<String, String> {
-    let aws = AwsClients::from_env().await;
+    let aws = AwsClients::from_env("secrets-cli").await;
     let store = SecretStore::new(aws.secrets.clone());
     let audit = || -> Result<Audit, String> {
         let table = args
