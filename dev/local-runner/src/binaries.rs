@@ -10,7 +10,7 @@ use tokio::process::Command;
 /// How the runner gets the function binaries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Binaries {
-    /// `cargo build --profile <profile> -p <binary>…` in the workspace, then run
+    /// `cargo build --profile <profile> --workspace --bins`, then run
     /// `target/<profile dir>/<binary>`. Each function's package is named after its binary.
     Build { profile: String },
     /// Binaries already built, in this directory.
@@ -93,11 +93,18 @@ pub async fn resolve(
             Binaries::Dir(dir) => dir.clone(),
             Binaries::Build { profile } => {
                 let begun = Instant::now();
-                let mut args = vec!["build".to_owned(), "--profile".to_owned(), profile.clone()];
-                for name in &to_find {
-                    args.push("-p".to_owned());
-                    args.push((*name).clone());
-                }
+                // The whole workspace's binaries, so features unify exactly as in the test
+                // command's build and its artifacts are reused rather than rebuilt.
+                let args: Vec<String> = [
+                    "build",
+                    "--locked",
+                    "--profile",
+                    profile,
+                    "--workspace",
+                    "--bins",
+                ]
+                .map(str::to_owned)
+                .to_vec();
                 eprintln!("local-runner: cargo {}", args.join(" "));
                 let status = cargo()
                     .args(&args)
