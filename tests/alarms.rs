@@ -457,3 +457,45 @@ fn template_passes_sam_validate_lint() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn samconfig_deploys_with_a_changeset_to_confirm_and_known_parameters() {
+    let path = Template::workspace_path()
+        .parent()
+        .unwrap()
+        .join("samconfig.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let deploy = text
+        .split("[default.deploy.parameters]")
+        .nth(1)
+        .expect("a deploy section")
+        .split("\n[")
+        .next()
+        .unwrap();
+    let value = |key: &str| {
+        deploy
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().strip_prefix('=').map(str::trim))
+            .unwrap_or_else(|| panic!("samconfig.toml: deploy sets {key}"))
+            .to_owned()
+    };
+    assert_eq!(value("confirm_changeset"), "true");
+    assert!(value("capabilities").contains("CAPABILITY_IAM"));
+    assert!(value("stack_name").len() > 2);
+    assert!(value("region").len() > 2);
+    let overrides = value("parameter_overrides");
+    let parameters = template().parameter_defaults();
+    let mut keys = BTreeSet::new();
+    for pair in overrides.trim_matches('"').split_whitespace() {
+        let key = pair.split('=').next().unwrap();
+        assert!(
+            parameters.contains_key(key),
+            "{key} is not a template parameter"
+        );
+        keys.insert(key);
+    }
+    assert!(
+        keys.contains("AlarmEmail") && keys.contains("ThreadsAppId"),
+        "{keys:?}"
+    );
+}
