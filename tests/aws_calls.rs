@@ -1,5 +1,5 @@
-//! Counts the DynamoDB requests a piece of code sends, by operation, as they leave the client
-//! (SDK retries included: each is billed).
+//! Counts the DynamoDB (or Secrets Manager) requests a piece of code sends, by operation, as they
+//! leave the client (SDK retries included: each is billed).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +24,7 @@ struct Counter(Calls);
 
 impl Intercept for Counter {
     fn name(&self) -> &'static str {
-        "CountDynamoDbCalls"
+        "CountAwsCalls"
     }
 
     fn read_before_transmit(
@@ -52,6 +52,15 @@ pub fn counted_dynamodb(sdk: &SdkConfig) -> (aws_sdk_dynamodb::Client, Calls) {
         .interceptor(Counter(calls.clone()))
         .build();
     (aws_sdk_dynamodb::Client::from_conf(config), calls)
+}
+
+/// A Secrets Manager client for `sdk` whose requests are counted in the returned [`Calls`].
+pub fn counted_secretsmanager(sdk: &SdkConfig) -> (aws_sdk_secretsmanager::Client, Calls) {
+    let calls = Calls::default();
+    let config = aws_sdk_secretsmanager::config::Builder::from(sdk)
+        .interceptor(Counter(calls.clone()))
+        .build();
+    (aws_sdk_secretsmanager::Client::from_conf(config), calls)
 }
 
 /// `[("GetItem", 1), ("PutItem", 1)]` as a map, for comparing with [`Calls::take`].

@@ -68,3 +68,5 @@ pub async fn version_in_stage(client: &Client, id: &str, stage: &str) -> Option<
 pub fn uuid_like() -> String {
     uuid::Uuid::new_v4().to_string()
 }
+
+pub mod support;

@@ -374,6 +374,113 @@ fn key_rotates_secrets_are_generated_and_the_api_is_rest_with_schedules() {
 }
 
 #[test]
+fn every_generated_secret_rotates_on_a_schedule_that_secrets_manager_may_invoke() {
+    use threadstorm::rotation::kind::{KIND_TAG, SecretKind};
+
+    let t = template();
+    let rotator = threadstorm::resources::SECRET_ROTATION.logical_id;
+    let schedules: Vec<_> = t
+        .resources_of_kind("AWS::SecretsManager::RotationSchedule")
+        .collect();
+    let mut scheduled = BTreeSet::new();
+    for secret in t.resources_of_kind("AWS::SecretsManager::Secret") {
+        let tag = secret.properties["Tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|tag| tag["Key"] == KIND_TAG)
+            .and_then(|tag| tag["Value"].as_str())
+            .unwrap_or_else(|| panic!("{}: no {KIND_TAG} tag", secret.logical_id));
+        let kind = SecretKind::from_tag(tag)
+            .unwrap_or_else(|| panic!("{}: unknown kind {tag}", secret.logical_id));
+        let own: Vec<_> = schedules
+            .iter()
+            .filter(|s| refs(&s.properties["SecretId"]).contains(secret.logical_id))
+            .collect();
+        if kind.generation().is_none() {
+            assert!(
+                own.is_empty(),
+                "{}: rotated by hand, no schedule",
+                secret.logical_id
+            );
+            continue;
+        }
+        assert_eq!(own.len(), 1, "{}: one rotation schedule", secret.logical_id);
+        let schedule = own[0];
+        let p = schedule.properties;
+        assert_eq!(
+            p["RotationLambdaARN"],
+            json!({"Fn::GetAtt": [rotator, "Arn"]}),
+            "{}",
+            schedule.logical_id
+        );
+        assert_eq!(
+            p["RotateImmediatelyOnUpdate"], false,
+            "{}: a deploy never rotates",
+            schedule.logical_id
+        );
+        let expression = p["RotationRules"]["ScheduleExpression"]
+            .as_str()
+            .unwrap_or("");
+        assert!(
+            expression.starts_with("rate(") && expression.ends_with(" days)"),
+            "{}: {expression}",
+            schedule.logical_id
+        );
+
+        // Created only after Secrets Manager may invoke the function, from this account only.
+        let depends: Vec<String> = match &schedule.definition["DependsOn"] {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let permission = depends
+            .iter()
+            .filter_map(|id| t.resource(id))
+            .find(|r| r.kind == "AWS::Lambda::Permission")
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} does not depend on a Lambda permission",
+                    schedule.logical_id
+                )
+            });
+        let q = permission.properties;
+        assert_eq!(q["Principal"], "secretsmanager.amazonaws.com");
+        assert_eq!(q["Action"], "lambda:InvokeFunction");
+        assert_eq!(q["SourceAccount"], json!({"Ref": "AWS::AccountId"}));
+        assert!(refs(&q["FunctionName"]).contains(rotator));
+        scheduled.insert(secret.logical_id.to_owned());
+    }
+    // Exactly the secrets the rotation function is declared (and granted) to rotate.
+    let rotated: BTreeSet<String> = threadstorm::resources::SECRET_ROTATION
+        .needs
+        .iter()
+        .filter(|n| n.access == Access::Rotate)
+        .map(|n| n.resource.logical_id().to_owned())
+        .collect();
+    assert_eq!(scheduled, rotated);
+    assert_eq!(schedules.len(), rotated.len(), "no stray schedule");
+
+    // GetRandomPassword is the only action granted beyond those secrets.
+    let policies = function(&t, &threadstorm::resources::SECRET_ROTATION)["Properties"]["Policies"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for statement in policies
+        .iter()
+        .filter_map(|p| p.get("Statement"))
+        .flat_map(|s| s.as_array().cloned().unwrap_or_default())
+    {
+        if statement["Resource"] == "*" {
+            assert_eq!(statement["Action"], "secretsmanager:GetRandomPassword");
+        }
+    }
+}
+
+#[test]
 fn template_passes_cfn_lint() {
     let cfn_lint = Moto::venv().join("bin/cfn-lint");
     assert!(

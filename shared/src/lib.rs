@@ -4,6 +4,7 @@
 //! its configuration and build its AWS clients once, then hands events to a handler here.
 
 pub mod accounts;
+pub mod api;
 pub mod audit;
 pub mod aws;
 pub mod clock;
@@ -13,9 +14,12 @@ pub mod metrics;
 pub mod oauth;
 pub mod pipeline;
 pub mod policy;
+pub mod posts;
 pub mod product;
+pub mod rbac;
 pub mod refresher;
 pub mod resources;
+pub mod rotation;
 pub mod runtime;
 pub mod secrets;
 pub mod sessions;

@@ -139,9 +139,9 @@ impl Metric {
             | Metric::WebhookSignatureFailures
             | Metric::SignedRequestFailures => &["webhooks"],
             Metric::TokenRefreshFailures => &["token-refresher"],
-            Metric::PublishFailures | Metric::PublishLatencyMs | Metric::PostsPublished => {
-                &["poster"]
-            }
+            // The result sink sees each storm's final outcome; the poster times its Threads calls.
+            Metric::PublishFailures | Metric::PostsPublished => &["result-sink"],
+            Metric::PublishLatencyMs => &["poster"],
             Metric::PostsDeferred => &["gate"],
             Metric::PostsRejected | Metric::DedupeHits => &["dedupe"],
         }

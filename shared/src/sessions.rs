@@ -412,6 +412,36 @@ fn verifies<'a>(keys: impl Iterator<Item = &'a Secret>, id_text: &str, signature
         .any(|m| m.verify_slice(signature).is_ok())
 }
 
+/// Proves that `new` can take over as the signing key: it is long enough, a session it signs
+/// verifies with the keys readers hold after the rotation (`new`, then `old`), and so does a
+/// session `old` signed before it — nobody is logged out. The secret-rotation function runs this
+/// on a pending key before promoting it.
+pub fn prove_signing_key(new: &Secret, old: Option<&Secret>) -> Result<(), SessionError> {
+    if new.expose().len() < MIN_KEY_BYTES {
+        return Err(SessionError::WeakKey);
+    }
+    let after: Vec<&Secret> = std::iter::once(new).chain(old).collect();
+    let id_text = URL_SAFE_NO_PAD.encode(rand::random::<[u8; ID_BYTES]>());
+    let signed_new = sign(new, &id_text)?;
+    if !verifies(after.iter().copied(), &id_text, &signed_new) {
+        return Err(SessionError::Corrupt(
+            "a session signed with the new key does not verify",
+        ));
+    }
+    if let Some(old) = old.filter(|k| k.expose().len() >= MIN_KEY_BYTES) {
+        let signed_old = sign(old, &id_text)?;
+        if !verifies(after.iter().copied(), &id_text, &signed_old) {
+            return Err(SessionError::Corrupt(
+                "a session signed with the old key does not verify after the rotation",
+            ));
+        }
+        if verifies([new].into_iter(), &id_text, &signed_old) {
+            return Err(SessionError::Corrupt("the new key is the old key"));
+        }
+    }
+    Ok(())
+}
+
 /// The table key of a session: a SHA-256 of its id, never the id itself.
 fn record_key(id: &[u8; ID_BYTES]) -> String {
     format!("session#{}", hex::encode(Sha256::digest(id)))
@@ -520,6 +550,22 @@ mod tests {
         ] {
             assert!(parse(bad).is_none(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn a_new_signing_key_is_proved_against_the_old_one() {
+        let old = Secret::new(KEY);
+        let new = Secret::new(KEY.replace('k', "K"));
+        assert!(prove_signing_key(&new, Some(&old)).is_ok());
+        assert!(prove_signing_key(&new, None).is_ok());
+        assert!(matches!(
+            prove_signing_key(&Secret::new("short"), Some(&old)),
+            Err(SessionError::WeakKey)
+        ));
+        assert!(
+            prove_signing_key(&old, Some(&old)).is_err(),
+            "unchanged key"
+        );
     }
 
     #[test]

@@ -236,6 +236,34 @@ impl Users {
         }
     }
 
+    /// Gives `user_id` a new role; `false` if there is no such user. Authorisation (who may grant
+    /// what) is [`crate::rbac::may_grant`]'s, before this is called.
+    pub async fn set_role(&self, user_id: &UserId, role: Role) -> Result<bool, UsersError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("user_id", s(user_id.as_str()))
+            .update_expression("SET #role = :role")
+            .condition_expression("attribute_exists(user_id) AND #kind = :user")
+            .expression_attribute_names("#role", "role")
+            .expression_attribute_names("#kind", "kind")
+            .expression_attribute_values(":role", s(role.as_str()))
+            .expression_attribute_values(":user", s("user"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(StoreError::new("UpdateItem", &self.table, e).into()),
+        }
+    }
+
     /// The user of `threads_user_id`, through its guard item (strongly consistent).
     pub async fn find_by_threads_user(
         &self,

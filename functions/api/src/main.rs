@@ -1,13 +1,12 @@
-//! ThreadStorm's HTTP API: posts, storms, inbox, audit and admin routes.
+//! ThreadStorm's HTTP API: posts, storms, accounts, inbox, audit and admin routes.
 
 use lambda_http::Error;
+use threadstorm::api::Api;
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::API).await?;
-    runtime::serve_http(&deps, |_request| async {
-        runtime::not_implemented_response(deps.function.name)
-    })
-    .await
+    let api = Api::from_deps(&deps)?;
+    runtime::serve_http(&deps, |request| api.handle(request)).await
 }

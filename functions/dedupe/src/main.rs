@@ -1,15 +1,12 @@
 //! Pipeline stage: content policy and 24-hour duplicate check.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, run, service_fn};
+use threadstorm::pipeline::dedupe::{DedupeDeps, lambda};
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::DEDUPE).await?;
-    run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
-        Err::<(), _>(runtime::NotImplemented {
-            function: deps.function.name,
-        })
-    }))
-    .await
+    let stage = DedupeDeps::from_runtime(&deps)?;
+    run(service_fn(|event| lambda(&stage, event))).await
 }

@@ -1,15 +1,12 @@
 //! Pipeline stage: final statuses, storm completion, metrics and audit.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::{Error, run, service_fn};
+use threadstorm::pipeline::results::{ResultSinkDeps, lambda};
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::RESULT_SINK).await?;
-    run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
-        Err::<(), _>(runtime::NotImplemented {
-            function: deps.function.name,
-        })
-    }))
-    .await
+    let stage = ResultSinkDeps::from_runtime(&deps)?;
+    run(service_fn(|event| lambda(&stage, event))).await
 }

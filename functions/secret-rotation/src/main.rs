@@ -1,15 +1,16 @@
 //! Secrets Manager rotation steps for the secrets ThreadStorm generates.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use threadstorm::rotation::{RotationEvent, Rotator};
 use threadstorm::{resources, runtime};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::SECRET_ROTATION).await?;
-    run(service_fn(|_event: LambdaEvent<serde_json::Value>| async {
-        Err::<(), _>(runtime::NotImplemented {
-            function: deps.function.name,
-        })
+    let rotator = Rotator::from_deps(&deps)?;
+    run(service_fn(|event: LambdaEvent<RotationEvent>| {
+        let rotator = &rotator;
+        async move { rotator.handle(&event.payload).await }
     }))
     .await
 }

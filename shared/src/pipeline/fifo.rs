@@ -39,11 +39,22 @@ where
         }
     }
     if let Some(first) = failed_at {
-        for record in &records[first..] {
-            match record.message_id.as_deref().filter(|id| !id.is_empty()) {
-                Some(id) => response.add_failure(id),
-                None => return Err(WholeBatchFailed),
-            }
+        response = failures_from(records, first)?;
+    }
+    Ok(response)
+}
+
+/// The response that fails `records[first..]` and nothing before: used when a step after the
+/// handlers (a batched send) fails for the message at `first`.
+pub fn failures_from(
+    records: &[SqsMessage],
+    first: usize,
+) -> Result<SqsBatchResponse, WholeBatchFailed> {
+    let mut response = SqsBatchResponse::default();
+    for record in records.iter().skip(first) {
+        match record.message_id.as_deref().filter(|id| !id.is_empty()) {
+            Some(id) => response.add_failure(id),
+            None => return Err(WholeBatchFailed),
         }
     }
     Ok(response)

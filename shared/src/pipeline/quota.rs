@@ -93,6 +93,15 @@ impl Limit {
             Limit::RequestsPerHour => "requests_per_hour",
         }
     }
+
+    /// The limit in words, for a reason a person reads.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Limit::PostsPerDay => "posts in 24 hours",
+            Limit::RepliesPerDay => "replies in 24 hours",
+            Limit::RequestsPerHour => "Threads API requests in an hour",
+        }
+    }
 }
 
 impl fmt::Display for Limit {

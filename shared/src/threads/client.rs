@@ -277,6 +277,27 @@ impl ThreadsClient {
             .await
     }
 
+    /// One page of the top-level replies to `media` (newest first); pass the previous page's
+    /// [`Page::next_cursor`] as `after`. Finds a reply whose publish outcome was unknown.
+    pub async fn list_replies(
+        &self,
+        token: &AccessToken,
+        media: &MediaId,
+        after: Option<&str>,
+    ) -> Result<Page<ThreadsMedia>, ThreadsError> {
+        let mut url = self.url(true, &[media.as_str(), "replies"]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("fields", LIST_FIELDS);
+            q.append_pair("limit", "100");
+            if let Some(after) = after {
+                q.append_pair("after", after);
+            }
+        }
+        self.send(Call::ListReplies, self.authed(Method::GET, url, token))
+            .await
+    }
+
     /// Walks the profile's posts page by page.
     pub fn threads_pages<'a>(
         &'a self,

@@ -22,6 +22,7 @@ pub enum Call {
     ContainerStatus,
     PublishingLimit,
     ListThreads,
+    ListReplies,
     Insights,
     Delete,
 }
@@ -40,6 +41,7 @@ impl Call {
             Call::ContainerStatus => "container status",
             Call::PublishingLimit => "threads_publishing_limit",
             Call::ListThreads => "threads (list)",
+            Call::ListReplies => "replies (list)",
             Call::Insights => "insights",
             Call::Delete => "delete",
         }

@@ -460,6 +460,50 @@ impl Vault {
     }
 }
 
+/// Proves that the local-key secret text `new` can take over from `old`: it makes a key, a token
+/// sealed under it opens with the ring readers hold after the rotation (`new`, then `old`), and so
+/// does a token sealed under `old` before it — every stored token stays readable. The
+/// secret-rotation function runs this on a pending key before promoting it. Errors name no key.
+pub fn prove_local_key(new: &Secret, old: Option<&Secret>) -> Result<(), VaultError> {
+    const SAMPLE: &[u8] = b"THAA-rotation-self-test-token";
+    let owner = TokenOwner::new(
+        crate::users::UserId::parse("rotation-self-test")
+            .map_err(|_| VaultError::InvalidOwner("self-test user"))?,
+        "rotation-self-test",
+    );
+    let ctx = Context::new(&owner, Purpose::ThreadsAccessToken)?;
+    let new_key = LocalKey::from_secret_text(new.expose())?;
+    let after = LocalKeyRing::from_secret_versions(&crate::secrets::SecretVersions {
+        current: new.clone(),
+        previous: old.cloned(),
+    })?;
+    if after.newest().id() != new_key.id() {
+        return Err(VaultError::LocalKey("the new key does not seal".into()));
+    }
+    let mut sealers = vec![new_key];
+    if let Some(old) = old {
+        let old_key = LocalKey::from_secret_text(old.expose())?;
+        if old_key.id() == after.newest().id() {
+            return Err(VaultError::LocalKey("the new key is the old key".into()));
+        }
+        sealers.push(old_key);
+    }
+    for key in &sealers {
+        let (nonce, ciphertext) = cipher::encrypt(key.key(), ctx.canonical(), SAMPLE);
+        let envelope = Envelope {
+            scheme: Scheme::Local,
+            key_ref: key.id().to_vec(),
+            nonce,
+            ciphertext,
+        };
+        let opened = open_local(&after, &envelope, &ctx)?.ok_or(VaultError::Undecryptable)?;
+        if opened.as_slice() != SAMPLE {
+            return Err(VaultError::Undecryptable);
+        }
+    }
+    Ok(())
+}
+
 fn open_local(
     ring: &LocalKeyRing,
     envelope: &Envelope,

@@ -462,3 +462,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_new_local_key_is_proved_against_the_old_one_without_naming_either() {
+    let old = Secret::new("a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8s9T0u1V2w3X4y5Z6a7B8c9D0e1F2");
+    let new = Secret::new(STANDARD.encode([9u8; 32]));
+    assert!(prove_local_key(&new, Some(&old)).is_ok());
+    assert!(prove_local_key(&new, None).is_ok());
+    assert!(prove_local_key(&old, Some(&old)).is_err(), "unchanged key");
+    let err = prove_local_key(&Secret::new("planted-short"), Some(&old)).unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("planted"), "{err}");
+}

@@ -1,0 +1,320 @@
+//! The api function: ThreadStorm's HTTP API under `/v1`.
+//!
+//! Every request goes the same way: find the route in [`routes::ROUTES`] (404/405 otherwise),
+//! authenticate the session (401), decide with [`rbac::authorize`] from the route's action and the
+//! owner of what it touches (403, or 404 for ids of other users' resources), audit denials,
+//! grants of writes and overrides, then run the handler. POSTs that create something honour an
+//! `Idempotency-Key` header (see [`replay`]).
+
+mod accounts;
+mod posts;
+mod replay;
+pub mod routes;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use lambda_http::http::{HeaderValue, header};
+use lambda_http::{Body, Request, Response};
+use serde_json::json;
+
+use crate::accounts::AccountStore;
+use crate::audit::{Audit, AuditRecord, Category, Outcome};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::edge::{self, Caller, Problem};
+use crate::pipeline::idempotency::IdempotencyStore;
+use crate::pipeline::intake::IntakeDeps;
+use crate::pipeline::scheduler::SweepSettings;
+use crate::policy::ContentPolicy;
+use crate::posts::PostsStore;
+use crate::product;
+use crate::rbac::{self, Decision, Denial, Principal, Target};
+use crate::resources::Resource;
+use crate::secrets::SecretReader;
+use crate::sessions::{self, SessionError, Sessions};
+use crate::users::Users;
+use routes::{Found, Params, Route};
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_KEYS_KEPT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The query parameter that asks to act on another user's resource (admins only, audited).
+pub const OVERRIDE_PARAM: &str = "override";
+
+/// Everything the routes need, built once per process.
+pub struct Api {
+    pub config: Config,
+    pub sessions: Sessions,
+    pub users: Users,
+    pub accounts: AccountStore,
+    pub posts: PostsStore,
+    pub intake: IntakeDeps,
+    pub idempotency: IdempotencyStore,
+    pub audit: Audit,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// Who is asking, and from where.
+pub(crate) struct Ctx<'a> {
+    pub principal: Principal,
+    pub caller: &'a Caller,
+    pub route: &'static Route,
+    pub params: Params,
+    /// The caller asked to act on another user's resource.
+    pub override_requested: bool,
+}
+
+impl Api {
+    /// Builds the routes' dependencies from the function's configuration and clients.
+    pub fn from_deps(deps: &crate::runtime::Deps) -> Result<Self, ConfigError> {
+        let config = deps.config.clone();
+        let dynamodb = deps.aws.dynamodb.clone();
+        let secrets = Arc::new(SecretReader::new(
+            deps.aws.secrets.clone(),
+            Duration::from_secs(300),
+        ));
+        let posts = PostsStore::new(dynamodb.clone(), config.resource(Resource::PostsTable)?);
+        let accounts =
+            AccountStore::new(dynamodb.clone(), config.resource(Resource::AccountsTable)?);
+        Ok(Api {
+            sessions: Sessions::from_config(dynamodb.clone(), secrets, &config)?,
+            users: Users::from_config(dynamodb.clone(), &config)?,
+            intake: IntakeDeps {
+                posts: posts.clone(),
+                accounts: accounts.clone(),
+                sqs: deps.aws.sqs.clone(),
+                intake_queue: config.resource(Resource::IntakeQueue)?.to_owned(),
+                rules: Some(Arc::new(ContentPolicy::new(
+                    config.prohibited_terms.clone(),
+                ))),
+                grace_secs: SweepSettings::default().grace_secs,
+            },
+            idempotency: IdempotencyStore::new(
+                dynamodb.clone(),
+                config.resource(Resource::IdempotencyTable)?,
+                IDEMPOTENCY_KEYS_KEPT,
+            ),
+            audit: Audit::from_config(dynamodb, &config)?,
+            accounts,
+            posts,
+            clock: Arc::new(SystemClock),
+            config,
+        })
+    }
+
+    /// Answers one request. Never fails: every outcome is a response.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let caller = edge::caller(&req);
+        let answer = self
+            .route(&req, &caller)
+            .await
+            .unwrap_or_else(Problem::into_response);
+        edge::finish(answer, req.headers(), &self.config)
+    }
+
+    async fn route(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
+        let path = edge::path(req);
+        if path == "/" && req.method() == lambda_http::http::Method::GET {
+            return Ok(edge::response(
+                200,
+                "text/html; charset=utf-8",
+                product::page(
+                    product::NAME,
+                    "Publish posts and storms to Threads. The API lives under /v1.",
+                ),
+            ));
+        }
+        let (route, params) = match routes::find(req.method(), path) {
+            Found::Route(route, params) => (route, params),
+            Found::WrongMethod(allowed) => {
+                let mut res = Problem::method_not_allowed().into_response();
+                if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+                    res.headers_mut().insert(header::ALLOW, value);
+                }
+                return Ok(res);
+            }
+            Found::NotFound => return Err(Problem::not_found()),
+        };
+        let (principal, renewed_cookie) = self.authenticate(req).await?;
+        let override_requested = match edge::query(req, OVERRIDE_PARAM).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => {
+                return Err(
+                    Problem::bad_request("invalid_parameter", "override is true or false")
+                        .with_field(OVERRIDE_PARAM),
+                );
+            }
+        };
+        let ctx = Ctx {
+            principal,
+            caller,
+            route,
+            params,
+            override_requested,
+        };
+        // Routes on the caller's own collection or the system are decided before anything runs;
+        // routes on one resource once its owner is known (in the handler).
+        if route.scope != routes::Scope::Resource {
+            self.authorize(&ctx, Target::Own).await?;
+        }
+        let mut res = if route.idempotent_post {
+            replay::idempotent(self, &ctx, req).await?
+        } else {
+            self.dispatch(&ctx, req).await?
+        };
+        if let Some(cookie) = renewed_cookie
+            && let Ok(value) = HeaderValue::from_str(&cookie)
+        {
+            res.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(res)
+    }
+
+    async fn dispatch(&self, ctx: &Ctx<'_>, req: &Request) -> Result<Response<Body>, Problem> {
+        use routes::RouteId::*;
+        match ctx.route.id {
+            Me => Ok(edge::json_response(
+                200,
+                &json!({
+                    "user_id": ctx.principal.user_id.as_str(),
+                    "role": ctx.principal.role.as_str(),
+                    "permissions": rbac::permissions(ctx.principal.role)
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>(),
+                }),
+            )),
+            ListAccounts => accounts::list(self, ctx).await,
+            CreatePost => posts::create_post(self, ctx, req).await,
+            CreateStorm => posts::create_storm(self, ctx, req).await,
+            ListPosts => posts::list(self, ctx, req).await,
+            GetPost | GetStorm => posts::get(self, ctx).await,
+            CancelPost | CancelStorm => posts::cancel(self, ctx).await,
+        }
+    }
+
+    /// The caller's session and user, or 401. Also the renewed cookie to send back, when the
+    /// session came in a cookie and was renewed.
+    async fn authenticate(&self, req: &Request) -> Result<(Principal, Option<String>), Problem> {
+        let token = sessions::token_from_headers(req.headers())
+            .ok_or_else(|| Problem::unauthorized("sign in first: no session was sent"))?;
+        let session = match self.sessions.verify(&token).await {
+            Ok(session) => session,
+            Err(SessionError::Refused(why)) => {
+                return Err(Problem::unauthorized(format!("sign in again: {why}")));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "sessions unavailable");
+                return Err(Problem::unavailable());
+            }
+        };
+        let user = match self.users.get(&session.user_id).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(Problem::unauthorized("sign in again: the user is gone")),
+            Err(e) => {
+                tracing::error!(error = %e, "users unavailable");
+                return Err(Problem::unavailable());
+            }
+        };
+        let from_cookie = edge::bearer(req.headers()).is_none();
+        let renewed = (session.renewed && from_cookie)
+            .then(|| sessions::set_cookie(&token, session.cookie_max_age(self.clock.now())));
+        Ok((
+            Principal {
+                user_id: user.user_id,
+                role: user.role,
+            },
+            renewed,
+        ))
+    }
+
+    /// Decides the route's action on `target`; audits every denial, grants of writes, deletions
+    /// and administration, and every override. A refusal on another user's resource is a 404, so
+    /// an id reveals nothing about whether it exists.
+    pub(crate) async fn authorize(
+        &self,
+        ctx: &Ctx<'_>,
+        target: Target<'_>,
+    ) -> Result<Decision, Problem> {
+        let action = ctx.route.action;
+        let decision = rbac::authorize(&ctx.principal, action, target, ctx.override_requested);
+        let owner = match target {
+            Target::Own => None,
+            Target::OwnedBy(owner) => Some(owner),
+        };
+        let metadata = json!({
+            "route": format!("{} {}", ctx.route.method, ctx.route.pattern),
+            "action": action.as_str(),
+            "role": ctx.principal.role.as_str(),
+            "resource_owner": owner,
+        });
+        let record = |category, name: &str, outcome, text: String| {
+            AuditRecord::new(category, name, outcome)
+                .user(ctx.principal.user_id.as_str())
+                .description(text)
+                .metadata(metadata.clone())
+                .caller(ctx.caller)
+        };
+        match decision {
+            Decision::Allow => {
+                if action.audited_when_granted() {
+                    self.audit
+                        .record_best_effort(record(
+                            Category::Authorization,
+                            "grant",
+                            Outcome::Success,
+                            format!("{} allowed", action.as_str()),
+                        ))
+                        .await;
+                }
+                Ok(decision)
+            }
+            Decision::AllowOverride => {
+                self.audit
+                    .record_best_effort(record(
+                        Category::Security,
+                        "override",
+                        Outcome::Success,
+                        format!("{} on another user's resource by override", action.as_str()),
+                    ))
+                    .await;
+                Ok(decision)
+            }
+            Decision::Deny(denial) => {
+                let why = match denial {
+                    Denial::MissingPermission(p) => format!("the {p} permission is needed"),
+                    Denial::NotOwner => "the resource belongs to another user".into(),
+                    Denial::OverrideNotAllowed => "this role may not override".into(),
+                };
+                self.audit
+                    .record_best_effort(record(
+                        Category::Authorization,
+                        "deny",
+                        Outcome::Denied,
+                        format!("{} refused: {why}", action.as_str()),
+                    ))
+                    .await;
+                Err(match denial {
+                    Denial::NotOwner => Problem::not_found(),
+                    Denial::MissingPermission(p) => Problem::forbidden(
+                        "forbidden",
+                        format!(
+                            "your role ({}) lacks the {p} permission",
+                            ctx.principal.role
+                        ),
+                    ),
+                    Denial::OverrideNotAllowed => Problem::forbidden(
+                        "forbidden",
+                        "only administrators may act on other users' resources",
+                    ),
+                })
+            }
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.clock.now().unix_timestamp()
+    }
+}
