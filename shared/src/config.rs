@@ -249,21 +249,36 @@ impl Config {
             if debug {
                 return Err(ConfigError::Refused {
                     var: "DEBUG",
-                    reason: "debug output is off in production mode (PRODUCTION_MODE=true)".into(),
+                    reason: "debug output is off in production mode (PRODUCTION_MODE=true): it \
+                             can show request details; set DEBUG=false"
+                        .into(),
+                });
+            }
+            if matches!(log_level, LogLevel::Debug | LogLevel::Trace) {
+                return Err(ConfigError::Refused {
+                    var: "LOG_LEVEL",
+                    reason: format!(
+                        "{} logs are refused in production mode (PRODUCTION_MODE=true): they \
+                         can carry request and response details; use info, warn or error",
+                        log_level.as_str()
+                    ),
                 });
             }
             if cors_origins == CorsOrigins::Any {
                 return Err(ConfigError::Refused {
                     var: "CORS_ORIGINS",
-                    reason: "`*` is refused in production mode; list the origins".into(),
+                    reason: "`*` is refused in production mode (PRODUCTION_MODE=true): any \
+                             site could call the API with its users' credentials; list the \
+                             origins, such as https://app.example.com"
+                        .into(),
                 });
             }
             if !kms_encryption {
                 return Err(ConfigError::Refused {
                     var: "ENABLE_KMS_ENCRYPTION",
-                    reason:
-                        "production mode seals tokens with KMS; the local key is for development"
-                            .into(),
+                    reason: "production mode (PRODUCTION_MODE=true) seals Threads tokens with \
+                             KMS; the local key is for development; set ENABLE_KMS_ENCRYPTION=true"
+                        .into(),
                 });
             }
         }
@@ -550,10 +565,16 @@ mod tests {
 
     #[test]
     fn production_mode_refuses_debug_wildcard_cors_and_local_keys() {
-        for (var, value) in [
-            ("DEBUG", "true"),
-            ("CORS_ORIGINS", "*"),
-            ("ENABLE_KMS_ENCRYPTION", "false"),
+        for (var, value, why) in [
+            ("DEBUG", "true", "DEBUG=false"),
+            ("LOG_LEVEL", "debug", "use info, warn or error"),
+            ("LOG_LEVEL", "TRACE", "use info, warn or error"),
+            ("CORS_ORIGINS", "*", "list the origins"),
+            (
+                "ENABLE_KMS_ENCRYPTION",
+                "false",
+                "ENABLE_KMS_ENCRYPTION=true",
+            ),
         ] {
             let mut env = full_env(poster());
             env.insert("PRODUCTION_MODE".into(), "true".into());
@@ -563,7 +584,55 @@ mod tests {
                 matches!(err, ConfigError::Refused { var: v, .. } if v == var),
                 "{var}: {err}"
             );
+            let message = err.to_string();
+            assert!(
+                message.contains(var) && message.contains("PRODUCTION_MODE=true"),
+                "names the variable and the mode: {message}"
+            );
+            assert!(message.contains(why), "says what to do: {message}");
         }
+    }
+
+    #[test]
+    fn production_mode_starts_with_safe_settings() {
+        let mut env = full_env(poster());
+        env.insert("PRODUCTION_MODE".into(), "true".into());
+        for (level, expected) in [
+            ("info", LogLevel::Info),
+            ("warn", LogLevel::Warn),
+            ("error", LogLevel::Error),
+        ] {
+            env.insert("LOG_LEVEL".into(), level.into());
+            env.insert("CORS_ORIGINS".into(), "https://app.example.com".into());
+            let config = read(&env).expect(level);
+            assert!(config.production_mode && config.kms_encryption);
+            assert_eq!(config.log_level, expected);
+        }
+    }
+
+    #[test]
+    fn outside_production_mode_debug_logs_wildcard_cors_and_local_keys_are_allowed() {
+        let mut env = full_env(poster());
+        env.insert("LOG_LEVEL".into(), "trace".into());
+        env.insert("DEBUG".into(), "true".into());
+        env.insert("CORS_ORIGINS".into(), "*".into());
+        env.insert("ENABLE_KMS_ENCRYPTION".into(), "false".into());
+        let config = read(&env).unwrap();
+        assert_eq!(config.log_level, LogLevel::Trace);
+        assert_eq!(config.cors_origins, CorsOrigins::Any);
+        assert!(!config.kms_encryption);
+    }
+
+    #[test]
+    fn the_configuration_never_prints_a_secret() {
+        let mut env = full_env(poster());
+        env.insert("ENABLE_KMS_ENCRYPTION".into(), "false".into());
+        env.insert(
+            "TOKEN_ENCRYPTION_KEY".into(),
+            "super-secret-key-material".into(),
+        );
+        let config = read(&env).unwrap();
+        assert!(!format!("{config:?}").contains("super-secret-key-material"));
     }
 
     #[test]

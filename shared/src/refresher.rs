@@ -253,5 +253,8 @@ enum Step {
 
 /// `token_refresh_failures`, one per failed account, as a CloudWatch embedded metric line.
 fn metric_failure() {
-    crate::metrics::count("token-refresher", "token_refresh_failures");
+    crate::metrics::count(
+        "token-refresher",
+        crate::metrics::Metric::TokenRefreshFailures,
+    );
 }

@@ -1,12 +1,21 @@
 //! Start-up shared by every function: configuration, JSON logs, AWS clients — in that order, once.
+//! Then the serving loop of the HTTP functions: one log span per invocation (request id, function,
+//! cold start) and the request metrics per route, written whether the handler answers or fails.
 //!
 //! Also the honest answer of a handler that is not built yet: a clear "not implemented" error,
 //! never a fake success.
 
-use lambda_http::{Body, Response};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use tracing::Instrument;
 
 use crate::aws::AwsClients;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, LogLevel};
+use crate::metrics::{Metric, Metrics, dimension};
 use crate::resources::FunctionSpec;
 
 /// What a handler needs: the function's configuration and its AWS clients.
@@ -44,7 +53,7 @@ pub async fn start(function: &'static FunctionSpec) -> Result<Deps, ConfigError>
 }
 
 fn init_logging(function: &FunctionSpec, config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::new(config.log_level.as_str());
+    let filter = tracing_subscriber::EnvFilter::new(log_filter(function, config.log_level));
     let result = tracing_subscriber::fmt()
         .json()
         .flatten_event(true)
@@ -60,6 +69,137 @@ fn init_logging(function: &FunctionSpec, config: &Config) {
         return;
     }
     tracing::debug!(function = function.name, "logging started");
+}
+
+/// The log filter for `level`: ThreadStorm's own code (the library and the function's binary) at
+/// `level`, dependencies never below `info` — the AWS SDK's and hyper's debug output carries request
+/// and response bodies (a KMS data key's plaintext among them), which must never reach the logs.
+pub fn log_filter(function: &FunctionSpec, level: LogLevel) -> String {
+    match level {
+        LogLevel::Debug | LogLevel::Trace => {
+            let own = function.name.replace('-', "_");
+            let level = level.as_str();
+            format!("info,threadstorm={level},{own}={level}")
+        }
+        _ => level.as_str().to_owned(),
+    }
+}
+
+static COLD_START: AtomicBool = AtomicBool::new(true);
+
+/// True for the first invocation of this process (a cold start), false afterwards.
+fn take_cold_start() -> bool {
+    COLD_START.swap(false, Ordering::Relaxed)
+}
+
+/// The span every log line of one invocation is written in: request id, function, cold start.
+pub fn invocation_span(function: &str, request_id: &str) -> tracing::Span {
+    tracing::info_span!(
+        "invocation",
+        request_id = %request_id,
+        function = %function,
+        cold_start = take_cold_start()
+    )
+}
+
+/// `work` (one event's handling) inside its invocation span, for queue and schedule functions.
+pub fn in_invocation<F: Future>(
+    function: &str,
+    context: &lambda_runtime::Context,
+    work: F,
+) -> tracing::instrument::Instrumented<F> {
+    work.instrument(invocation_span(function, &context.request_id))
+}
+
+/// Serves an HTTP function: every request is answered by `handler` inside its invocation span,
+/// and counted (`request_count`, `errors`, `request_duration_ms`) per route template.
+pub async fn serve_http<H, F>(deps: &Deps, handler: H) -> Result<(), lambda_http::Error>
+where
+    H: Fn(Request) -> F + Sync,
+    F: Future<Output = Response<Body>> + Send,
+{
+    let function = deps.function.name;
+    let handler = &handler;
+    lambda_http::run(lambda_http::service_fn(
+        move |request: Request| async move {
+            Ok::<_, lambda_http::Error>(observe_http(function, request, handler).await)
+        },
+    ))
+    .await
+}
+
+/// Answers one request with `handler`, logging in its invocation span and writing its request
+/// metrics, also when the handler panics.
+pub async fn observe_http<H, F>(function: &str, request: Request, handler: H) -> Response<Body>
+where
+    H: FnOnce(Request) -> F,
+    F: Future<Output = Response<Body>>,
+{
+    let request_id = request
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
+    let span = invocation_span(function, &request_id);
+    let mut scope = RequestScope::new(function, route(&request));
+    scope.metrics.property("request_id", request_id);
+    let response = handler(request).instrument(span).await;
+    scope.finish(response.status().as_u16());
+    response
+}
+
+/// The route template API Gateway matched (`/meta/deletion-status/{code}`), never the raw path,
+/// so the `route` dimension has as many values as template.yaml has routes. Empty (and so left
+/// out of the metrics) when the request did not come through API Gateway.
+pub fn route(request: &Request) -> String {
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(context)) => {
+            context.resource_path.clone().unwrap_or_default()
+        }
+        _ => String::new(),
+    }
+}
+
+/// The request metrics of one invocation. Dropped without [`RequestScope::finish`] — the handler
+/// panicked — it counts the request as an error; either way the metrics are written on drop.
+struct RequestScope {
+    metrics: Metrics,
+    route: String,
+    started: Instant,
+    finished: bool,
+}
+
+impl RequestScope {
+    fn new(function: &str, route: String) -> Self {
+        RequestScope {
+            metrics: Metrics::new(function),
+            route,
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    fn finish(mut self, status: u16) {
+        self.record(status >= 500);
+    }
+
+    fn record(&mut self, failed: bool) {
+        self.finished = true;
+        let millis = self.started.elapsed().as_secs_f64() * 1000.0;
+        let route = [(dimension::ROUTE, self.route.as_str())];
+        self.metrics
+            .put_with(Metric::RequestCount, &route, 1.0)
+            .put_with(Metric::Errors, &route, if failed { 1.0 } else { 0.0 })
+            .put_with(Metric::RequestDurationMs, &route, millis);
+    }
+}
+
+impl Drop for RequestScope {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.record(true);
+        }
+        // `metrics` is dropped next, which writes what was recorded.
+    }
 }
 
 /// The error a queue or schedule handler returns while its stage is not built: the runtime
@@ -93,4 +233,99 @@ pub fn not_implemented_response(function: &'static str) -> Response<Body> {
         "application/problem+json",
         body.to_string(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lambda_http::aws_lambda_events::apigw::ApiGatewayProxyRequestContext;
+
+    fn detached_scope(function: &str, route: &str) -> RequestScope {
+        RequestScope {
+            metrics: Metrics::detached(function),
+            route: route.to_owned(),
+            started: Instant::now(),
+            finished: false,
+        }
+    }
+
+    #[test]
+    fn a_request_is_counted_per_route_with_its_duration_and_no_error() {
+        let mut scope = detached_scope("webhooks", "/meta/deletion-status/{code}");
+        scope.record(false);
+        let docs = scope.metrics.documents(0);
+        assert_eq!(docs.len(), 1);
+        let doc = &docs[0];
+        assert_eq!(doc["service"], "webhooks");
+        assert_eq!(doc["route"], "/meta/deletion-status/{code}");
+        assert_eq!(doc["request_count"], 1);
+        assert_eq!(doc["errors"], 0);
+        assert!(
+            doc["request_duration_ms"]
+                .as_f64()
+                .is_some_and(|ms| ms >= 0.0)
+        );
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            serde_json::json!([["service", "route"], ["service"]])
+        );
+    }
+
+    #[test]
+    fn a_server_error_counts_as_an_error_and_a_client_error_does_not() {
+        for (status, errors) in [(200, 0), (404, 0), (429, 0), (503, 1), (500, 1)] {
+            let mut scope = detached_scope("oauth", "/oauth/start");
+            scope.record(status >= 500);
+            assert_eq!(scope.metrics.documents(0)[0]["errors"], errors, "{status}");
+            scope.finished = true;
+        }
+    }
+
+    #[test]
+    fn a_scope_dropped_unfinished_records_an_error() {
+        let mut scope = detached_scope("api", "/v1/{proxy+}");
+        // What Drop does when the handler never finished (it panicked).
+        assert!(!scope.finished);
+        scope.record(true);
+        assert_eq!(scope.metrics.documents(0)[0]["errors"], 1);
+    }
+
+    #[test]
+    fn the_route_is_the_template_path_never_the_raw_path() {
+        let mut context = ApiGatewayProxyRequestContext::default();
+        context.resource_path = Some("/meta/deletion-status/{code}".into());
+        context.path = Some("/live/meta/deletion-status/abc123".into());
+        let request =
+            Request::default().with_request_context(RequestContext::ApiGatewayV1(context));
+        assert_eq!(route(&request), "/meta/deletion-status/{code}");
+        assert_eq!(route(&Request::default()), "");
+    }
+
+    #[tokio::test]
+    async fn observe_http_returns_the_handlers_answer() {
+        let res = observe_http("oauth", Request::default(), |_req| async {
+            crate::edge::response(418, "text/plain", "teapot")
+        })
+        .await;
+        assert_eq!(res.status(), 418);
+    }
+
+    #[test]
+    fn debug_logging_never_opens_dependencies_below_info() {
+        let f = &crate::resources::RESULT_SINK;
+        assert_eq!(log_filter(f, LogLevel::Info), "info");
+        assert_eq!(log_filter(f, LogLevel::Warn), "warn");
+        assert_eq!(
+            log_filter(f, LogLevel::Debug),
+            "info,threadstorm=debug,result_sink=debug"
+        );
+        assert!(tracing_subscriber::EnvFilter::try_new(log_filter(f, LogLevel::Trace)).is_ok());
+    }
+
+    #[test]
+    fn only_the_first_invocation_is_a_cold_start() {
+        // Other tests may have taken it already; after one take it stays false.
+        let _ = take_cold_start();
+        assert!(!take_cold_start());
+    }
 }

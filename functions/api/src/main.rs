@@ -1,6 +1,6 @@
 //! ThreadStorm's HTTP API: posts, storms, accounts, inbox, audit and admin routes.
 
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use threadstorm::api::Api;
 use threadstorm::{resources, runtime};
 
@@ -8,8 +8,5 @@ use threadstorm::{resources, runtime};
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::API).await?;
     let api = Api::from_deps(&deps)?;
-    run(service_fn(|request| async {
-        Ok::<_, Error>(api.handle(request).await)
-    }))
-    .await
+    runtime::serve_http(&deps, |request| api.handle(request)).await
 }

@@ -1,6 +1,6 @@
 //! Connects Threads accounts: OAuth start, callback and logout.
 
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use threadstorm::oauth::routes::OAuth;
 use threadstorm::{resources, runtime};
 
@@ -8,8 +8,5 @@ use threadstorm::{resources, runtime};
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::OAUTH).await?;
     let oauth = OAuth::from_deps(&deps).await?;
-    run(service_fn(|request| async {
-        Ok::<_, Error>(oauth.handle(request).await)
-    }))
-    .await
+    runtime::serve_http(&deps, |request| oauth.handle(request)).await
 }

@@ -8,8 +8,8 @@ use threadstorm::{resources, runtime};
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::TOKEN_REFRESHER).await?;
     let refresher = Refresher::from_deps(&deps).await?;
-    run(service_fn(|_event: LambdaEvent<serde_json::Value>| {
-        refresher.run()
+    run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        runtime::in_invocation(deps.function.name, &event.context, refresher.run())
     }))
     .await
 }

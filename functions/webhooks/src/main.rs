@@ -1,6 +1,6 @@
 //! Receives Meta's signed webhooks and the deauthorize and data-deletion callbacks.
 
-use lambda_http::{Error, run, service_fn};
+use lambda_http::Error;
 use threadstorm::webhooks::routes::Webhooks;
 use threadstorm::{resources, runtime};
 
@@ -8,8 +8,5 @@ use threadstorm::{resources, runtime};
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::WEBHOOKS).await?;
     let webhooks = Webhooks::from_deps(&deps).await?;
-    run(service_fn(|request| async {
-        Ok::<_, Error>(webhooks.handle(request).await)
-    }))
-    .await
+    runtime::serve_http(&deps, |request| webhooks.handle(request)).await
 }

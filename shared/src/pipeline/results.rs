@@ -121,13 +121,13 @@ impl CompletionHooks for AuditAndMetrics {
         Box::pin(async move {
             let (reason, parts) = match &result.outcome {
                 Outcome::Published { parts } => {
-                    metrics::count(SERVICE, "posts_published");
+                    metrics::count(SERVICE, metrics::Metric::PostsPublished);
                     tracing::info!(storm = %result.storm_id, parts = parts.len(), "storm published");
                     return Ok(());
                 }
                 Outcome::Failed { reason, parts } => (reason, parts),
             };
-            metrics::count(SERVICE, "publish_failures");
+            metrics::count(SERVICE, metrics::Metric::PublishFailures);
             let (category, outcome) = match reason.code.as_str() {
                 "forbidden" | "needs_reauth" => (Category::Authorization, AuditOutcome::Denied),
                 _ => (Category::System, AuditOutcome::Failure),

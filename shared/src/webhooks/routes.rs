@@ -187,7 +187,7 @@ impl Webhooks {
         }
         if let Err(err) = checked {
             if err.status() == StatusCode::UNAUTHORIZED {
-                metrics::count(SERVICE, "webhook_signature_failures");
+                metrics::count(SERVICE, metrics::Metric::WebhookSignatureFailures);
                 self.record(
                     AuditRecord::new(
                         Category::Security,
@@ -327,7 +327,7 @@ impl Webhooks {
             verified = signed_request::verify_form(body, &secrets(&fresh));
         }
         let refused = |err: String, problem: Problem| async move {
-            metrics::count(SERVICE, "signed_request_failures");
+            metrics::count(SERVICE, metrics::Metric::SignedRequestFailures);
             self.record(
                 AuditRecord::new(Category::Security, action, Outcome::Denied)
                     .description(format!("Meta callback refused: {err}")),
@@ -640,8 +640,9 @@ impl Webhooks {
                     Condition::new("attribute_not_exists(pk)"),
                 )
                 .await;
+                // Every refused request counts; only the first in a minute is audited.
+                metrics::count(SERVICE, metrics::Metric::RateLimitViolations);
                 if matches!(first, Ok(Conditional::Written)) {
-                    metrics::count(SERVICE, "webhook_rate_limited");
                     self.record(
                         AuditRecord::new(
                             Category::Security,
