@@ -59,7 +59,7 @@ pub(super) async fn set_role(
 ) -> Result<Response<Body>, Problem> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
-    struct Body_ {
+    struct RoleBody {
         role: String,
     }
     let target = ctx
@@ -70,7 +70,7 @@ pub(super) async fn set_role(
             Problem::bad_request("invalid_parameter", "id is a ThreadStorm user id")
                 .with_field("id")
         })?;
-    let body: Body_ = super::parse_required_body(req)?;
+    let body: RoleBody = super::parse_required_body(req)?;
     let role = Role::parse(&body.role).ok_or_else(|| {
         Problem::bad_request(
             "invalid_role",
