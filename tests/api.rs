@@ -583,7 +583,10 @@ fn arbitrary_request()
         prop::sample::select(vec![
             "/v1/posts", "/v1/storms", "/v1/posts/storm_x", "/v1/storms/%00", "/v1/me",
             "/v1/accounts", "/v1/posts/storm_00000000000000000000000000000000", "/v1/",
-            "/v1/posts/a/b", "/",
+            "/v1/posts/a/b", "/", "/v1/posts:batch", "/v1/analytics", "/v1/audit",
+            "/v1/admin/users/x/role", "/v1/admin/users/%2F/role", "/v1/admin/pause",
+            "/v1/admin/resume", "/v1/admin/accounts/abc/revoke", "/v1/admin/secrets/x/rotate",
+            "/v1/admin/secrets/session-key/rotate", "/v1/admin/audit/verify",
         ]),
         prop_oneof![
             Just(String::new()),
@@ -593,6 +596,13 @@ fn arbitrary_request()
             Just(json!({"account_id": ACCOUNT_A, "text": "t", "auto_split": true, "numbering": true}).to_string()),
             Just(json!({"account_id": [1], "children": [{"media_type": "TEXT", "url": ""}]}).to_string()),
             Just(json!({"account_id": ACCOUNT_A, "parts": [{"media_type": "CAROUSEL", "children": [{"media_type": "VIDEO", "url": "u"}]}]}).to_string()),
+            Just(json!({"posts": [{"account_id": ACCOUNT_A, "text": "x"}, 7, null, {"text": []}]}).to_string()),
+            Just(json!({"posts": []}).to_string()),
+            Just(json!({"role": "super_admin"}).to_string()),
+            Just(json!({"role": 5}).to_string()),
+            Just(json!({"reason": "x", "until": "soon"}).to_string()),
+            Just(json!({"until": -1}).to_string()),
+            Just(json!({"until": 1e300}).to_string()),
         ],
         "\\PC{0,12}",
         prop::option::of("[ -~]{0,10}"),
@@ -604,7 +614,8 @@ fn arbitrary_request()
 fn no_input_makes_the_api_fail() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let w = rt.block_on(world());
-    let alice = rt.block_on(w.person("17841400000000001", Role::User, Some(ACCOUNT_A)));
+    // A super_admin reaches every route's handler, so every parser is exercised.
+    let alice = rt.block_on(w.person("17841400000000001", Role::SuperAdmin, Some(ACCOUNT_A)));
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 400,
         failure_persistence: None,
@@ -621,6 +632,10 @@ fn no_input_makes_the_api_fail() {
                 let query = [
                     ("status", query_value.as_str()),
                     ("cursor", query_value.as_str()),
+                    ("from", query_value.as_str()),
+                    ("user", query_value.as_str()),
+                    ("category", query_value.as_str()),
+                    ("account", query_value.as_str()),
                 ];
                 let (status, answer, _) =
                     rt.block_on(w.call(Some(&alice), method, path, &query, &extra, Some(&body)));
@@ -661,5 +676,576 @@ fn the_openapi_document_describes_exactly_the_route_table() {
             route.method,
             route.pattern
         );
+    }
+}
+
+/// What a caller who does not own the resource gets from a route, given another user's ids.
+enum Foreign {
+    /// The route answers with this status (404 for ids of other users' resources, 403 for
+    /// publishing to another user's account).
+    Status(u16),
+    /// The batch answers 200 and refuses the item with this status.
+    BatchItem(u16),
+    /// The route shows only the caller's own things: the list at this JSON key is empty.
+    OnlyOwn(&'static str),
+    /// A system route: nobody owns what it touches; only its permission decides.
+    System,
+}
+
+/// A request for `route` that would succeed for its owner (`account`, `post` are the owner's),
+/// and what a non-owner gets when sending it with those ids.
+fn probe(
+    route: &threadstorm::api::routes::Route,
+    account: &str,
+    owner: &str,
+    post: &str,
+) -> (String, Vec<(&'static str, String)>, Option<String>, Foreign) {
+    use threadstorm::api::routes::RouteId::*;
+    let path = |id: &str| concrete(route.pattern, id);
+    let none = Vec::new();
+    match route.id {
+        Me => (path(""), none, None, Foreign::OnlyOwn("user_id")),
+        ListAccounts => (path(""), none, None, Foreign::OnlyOwn("items")),
+        ListPosts => (
+            path(""),
+            vec![("account", account.to_owned())],
+            None,
+            Foreign::OnlyOwn("items"),
+        ),
+        CreatePost => (
+            path(""),
+            none,
+            Some(json!({"account_id": account, "text": "hi"}).to_string()),
+            Foreign::Status(403),
+        ),
+        CreateStorm => (
+            path(""),
+            none,
+            Some(
+                json!({"account_id": account, "parts": [{"text": "a"}, {"text": "b"}]}).to_string(),
+            ),
+            Foreign::Status(403),
+        ),
+        GetPost | CancelPost | GetStorm | CancelStorm => {
+            (path(post), none, None, Foreign::Status(404))
+        }
+        BatchPosts => (
+            path(""),
+            none,
+            Some(json!({"posts": [{"account_id": account, "text": "bulk"}]}).to_string()),
+            Foreign::BatchItem(403),
+        ),
+        Analytics => (
+            path(""),
+            vec![("account", account.to_owned())],
+            None,
+            Foreign::Status(404),
+        ),
+        ListAudit => (
+            path(""),
+            vec![("user", owner.to_owned())],
+            None,
+            Foreign::Status(404),
+        ),
+        SetRole => (
+            path(owner),
+            none,
+            Some(json!({"role": "pro"}).to_string()),
+            Foreign::System,
+        ),
+        Pause | Resume => (path(""), none, Some("{}".into()), Foreign::System),
+        RevokeAccount => (path(account), none, None, Foreign::System),
+        RotateSecret => (path("session-key"), none, None, Foreign::System),
+        VerifyAudit => (path(""), none, None, Foreign::System),
+    }
+}
+
+/// The test: every route of the table refuses a caller without its permission (403) and
+/// a caller who does not own the resource, given ids taken from another user's resources.
+#[tokio::test]
+async fn every_route_refuses_callers_without_the_permission_or_the_resource() {
+    use threadstorm::rbac::{Principal, Target, authorize};
+    let w = world().await;
+    let alice = w
+        .person("17841400000000001", Role::Business, Some(ACCOUNT_A))
+        .await;
+    let (status, post) = w
+        .post(
+            &alice,
+            "/v1/posts",
+            json!({"account_id": ACCOUNT_A, "text": "alice's"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{post}");
+    let post_id = post["id"].as_str().unwrap().to_owned();
+    let mut people = Vec::new();
+    for (i, role) in Role::ALL.into_iter().enumerate() {
+        let account = format!("1784140000000030{i}");
+        let person = w
+            .person(&format!("1784140000000010{i}"), role, Some(&account))
+            .await;
+        people.push((role, person, account));
+    }
+
+    for route in ROUTES {
+        let (path, query, body, foreign) = probe(route, ACCOUNT_A, alice.id.as_str(), &post_id);
+        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let what = format!("{} {}", route.method, route.pattern);
+
+        // Without the permission: 403, whatever the ids.
+        for (role, person, _) in &people {
+            let principal = Principal {
+                user_id: person.id.clone(),
+                role: *role,
+            };
+            if authorize(&principal, route.action, Target::Own, false).allowed() {
+                continue;
+            }
+            let (status, problem, _) = w
+                .call(
+                    Some(person),
+                    route.method,
+                    &path,
+                    &query,
+                    &[],
+                    body.as_deref(),
+                )
+                .await;
+            assert_eq!(status, 403, "{what} as {role}: {problem}");
+            assert_eq!(problem["code"], "forbidden", "{what} as {role}");
+        }
+
+        // With the permission but not the owner: refused, or shown only their own.
+        let (role, stranger, _) = people
+            .iter()
+            .find(|(role, person, _)| {
+                let principal = Principal {
+                    user_id: person.id.clone(),
+                    role: *role,
+                };
+                authorize(&principal, route.action, Target::Own, false).allowed()
+                    && !matches!(role, Role::Admin | Role::SuperAdmin)
+            })
+            .or_else(|| people.iter().find(|(role, _, _)| *role == Role::SuperAdmin))
+            .unwrap();
+        let (status, answer, _) = w
+            .call(
+                Some(stranger),
+                route.method,
+                &path,
+                &query,
+                &[],
+                body.as_deref(),
+            )
+            .await;
+        match foreign {
+            Foreign::Status(want) => assert_eq!(status, want, "{what} as {role}: {answer}"),
+            Foreign::BatchItem(want) => {
+                assert_eq!(status, 200, "{what}: {answer}");
+                assert_eq!(answer["results"][0]["status"], want, "{what}: {answer}");
+                assert_eq!(answer["accepted"], 0);
+            }
+            Foreign::OnlyOwn(key) => {
+                assert_eq!(status, 200, "{what}: {answer}");
+                let shown = answer[key].to_string();
+                assert!(
+                    !shown.contains(ACCOUNT_A) && !shown.contains(alice.id.as_str()),
+                    "{what} shows alice's: {answer}"
+                );
+            }
+            Foreign::System => assert!(
+                matches!(role, Role::SuperAdmin | Role::Admin),
+                "{what}: only administrators pass"
+            ),
+        }
+    }
+    // Alice's post is untouched by all of that.
+    let (status, read) = w.get(&alice, &format!("/v1/posts/{post_id}"), &[]).await;
+    assert_eq!((status, read["status"].as_str()), (200, Some("queued")));
+    let deny_records = w
+        .audit_actions()
+        .await
+        .iter()
+        .filter(|(c, a)| c == "authorization" && a == "deny")
+        .count();
+    assert!(
+        deny_records >= ROUTES.len(),
+        "denials are audited: {deny_records}"
+    );
+}
+
+#[tokio::test]
+async fn nobody_grants_a_role_above_their_own_and_role_changes_are_audited() {
+    let w = world().await;
+    let alice = w.person("17841400000000001", Role::User, None).await;
+    let admin = w.person("17841400000000008", Role::Admin, None).await;
+    let other_admin = w.person("17841400000000007", Role::Admin, None).await;
+    let root = w.person("17841400000000009", Role::SuperAdmin, None).await;
+    let business = w.person("17841400000000006", Role::Business, None).await;
+    let put = |who: &'static Person, target: &UserId, role: &str| {
+        let path = format!("/v1/admin/users/{target}/role");
+        let body = json!({"role": role}).to_string();
+        let w = &w;
+        async move {
+            let (status, json, _) = w.call(Some(who), "PUT", &path, &[], &[], Some(&body)).await;
+            (status, json)
+        }
+    };
+    // 'static borrows for the closure: leak the few test people.
+    let admin: &'static Person = Box::leak(Box::new(admin));
+    let root: &'static Person = Box::leak(Box::new(root));
+    let business: &'static Person = Box::leak(Box::new(business));
+
+    assert_eq!(
+        put(business, &alice.id, "pro").await.0,
+        403,
+        "no manage_users"
+    );
+    let (status, body) = put(admin, &alice.id, "business").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["previous_role"], "user");
+    for role in ["admin", "super_admin"] {
+        let (status, body) = put(admin, &alice.id, role).await;
+        assert_eq!(status, 403, "an admin grants {role}: {body}");
+    }
+    assert_eq!(
+        put(admin, &other_admin.id, "user").await.0,
+        403,
+        "no demoting an admin"
+    );
+    assert_eq!(
+        put(admin, &root.id, "user").await.0,
+        403,
+        "no demoting a super_admin"
+    );
+    assert_eq!(
+        put(admin, &admin.id, "user").await.0,
+        403,
+        "not one's own role"
+    );
+    assert_eq!(put(root, &alice.id, "admin").await.0, 200);
+    assert_eq!(put(root, &other_admin.id, "super_admin").await.0, 200);
+    let (status, body) = put(root, &alice.id, "emperor").await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("role")));
+    let (status, _) = put(root, &UserId::parse("nobody").unwrap(), "pro").await;
+    assert_eq!(status, 404);
+    let (status, body, _) = w
+        .call(
+            Some(root),
+            "PUT",
+            "/v1/admin/users/a%20b/role",
+            &[],
+            &[],
+            Some("{\"role\":\"pro\"}"),
+        )
+        .await;
+    assert!(status == 400 || status == 404, "{status} {body}");
+
+    let (_, me) = w.get(&alice, "/v1/me", &[]).await;
+    assert_eq!(me["role"], "admin");
+    let actions = w.audit_actions().await;
+    assert!(actions.contains(&("system".into(), "user.role_change".into())));
+    assert!(actions.contains(&("authorization".into(), "user.role_change".into())));
+}
+
+#[tokio::test]
+async fn administrators_pause_resume_revoke_rotate_and_verify_each_audited() {
+    let w = world().await;
+    let alice = w
+        .person("17841400000000001", Role::User, Some(ACCOUNT_A))
+        .await;
+    let root = w.person("17841400000000009", Role::SuperAdmin, None).await;
+    let call = |method: &'static str, path: &'static str, body: Option<Value>| {
+        let w = &w;
+        let root = &root;
+        async move {
+            let body = body.map(|b| b.to_string());
+            let (status, json, _) = w
+                .call(Some(root), method, path, &[], &[], body.as_deref())
+                .await;
+            (status, json)
+        }
+    };
+    let switch = || async {
+        w.t.aws
+            .dynamodb
+            .get_item()
+            .table_name(w.t.name(Resource::RateLimitsTable))
+            .key(
+                "pk",
+                aws_sdk_dynamodb::types::AttributeValue::S("control".into()),
+            )
+            .key(
+                "sk",
+                aws_sdk_dynamodb::types::AttributeValue::S("kill-switch".into()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .item
+            .unwrap()
+    };
+
+    let (status, body) = call(
+        "POST",
+        "/v1/admin/pause",
+        Some(json!({"reason": "incident 42"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(switch().await["paused"].as_bool().unwrap(), &true);
+    let (status, body) = call(
+        "POST",
+        "/v1/admin/pause",
+        Some(json!({"until": "yesterday"})),
+    )
+    .await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("until")));
+    let (status, _) = call("POST", "/v1/admin/resume", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(switch().await["paused"].as_bool().unwrap(), &false);
+
+    let (status, body) = call("POST", "/v1/admin/accounts/17841400000000101/revoke", None).await;
+    assert_eq!(status, 200, "{body}");
+    let account = AccountStore::new(w.t.aws.dynamodb.clone(), w.t.name(Resource::AccountsTable))
+        .get(&ThreadsUserId::parse(ACCOUNT_A).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.status, AccountStatus::Disconnected);
+    assert_eq!(account.sealed_token, None, "the token ciphertext is gone");
+    let (status, _) = call("POST", "/v1/admin/accounts/17841400000000999/revoke", None).await;
+    assert_eq!(status, 404);
+    let (status, body) = call("POST", "/v1/admin/accounts/not-an-id/revoke", None).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("id")));
+    // Alice can no longer publish to it.
+    let (status, _) = w
+        .post(
+            &alice,
+            "/v1/posts",
+            json!({"account_id": ACCOUNT_A, "text": "x"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    let (status, body) = call("POST", "/v1/admin/secrets/threads-app/rotate", None).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (400, Some("name")),
+        "{body}"
+    );
+    // The test stack's secrets have no rotation schedule: refused, nothing started.
+    let (status, body) = call(
+        "POST",
+        "/v1/admin/secrets/session-key/rotate",
+        Some(json!({"reason": "leak"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["code"], "rotation_not_enabled");
+
+    let (status, report) = call("GET", "/v1/admin/audit/verify", None).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["intact"], true, "{report}");
+    assert!(report["records"].as_u64().unwrap() >= 4);
+
+    let actions = w.audit_actions().await;
+    for (category, action) in [
+        ("system", "publishing.pause"),
+        ("system", "publishing.resume"),
+        ("security", "account.revoke"),
+        ("system", "audit.verify"),
+    ] {
+        assert!(
+            actions.contains(&(category.into(), action.into())),
+            "{category} {action}: {actions:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_audit_log_shows_users_their_own_and_administrators_everyones() {
+    let w = world().await;
+    let alice = w
+        .person("17841400000000001", Role::User, Some(ACCOUNT_A))
+        .await;
+    let bob = w
+        .person("17841400000000002", Role::User, Some(ACCOUNT_B))
+        .await;
+    let admin = w.person("17841400000000009", Role::Admin, None).await;
+    for (who, account) in [(&alice, ACCOUNT_A), (&alice, ACCOUNT_A), (&bob, ACCOUNT_B)] {
+        let (status, _) = w
+            .post(
+                who,
+                "/v1/posts",
+                json!({"account_id": account, "text": format!("from {account} {}", rand_suffix())}),
+            )
+            .await;
+        assert_eq!(status, 202);
+    }
+    let (status, mine) = w.get(&alice, "/v1/audit", &[]).await;
+    assert_eq!(status, 200, "{mine}");
+    let items = mine["items"].as_array().unwrap();
+    assert!(items.len() >= 2);
+    assert!(
+        items.iter().all(|i| i["user_id"] == alice.id.as_str()),
+        "{mine}"
+    );
+    assert!(!mine.to_string().contains(&alice.token), "no session token");
+    let (status, _) = w
+        .get(&alice, "/v1/audit", &[("user", bob.id.as_str())])
+        .await;
+    assert_eq!(status, 404, "not bob's");
+
+    // Pages of one, then filters.
+    let (_, first) = w.get(&alice, "/v1/audit", &[("limit", "1")]).await;
+    let cursor = first["next_cursor"].as_str().unwrap().to_owned();
+    let (status, second) = w
+        .get(&alice, "/v1/audit", &[("limit", "1"), ("cursor", &cursor)])
+        .await;
+    assert_eq!(status, 200, "{second}");
+    assert_ne!(first["items"][0]["id"], second["items"][0]["id"]);
+    let (status, _) = w.get(&bob, "/v1/audit", &[("cursor", &cursor)]).await;
+    assert_eq!(status, 400, "alice's cursor is not bob's");
+
+    let (status, all) = w.get(&admin, "/v1/audit", &[("limit", "100")]).await;
+    assert_eq!(status, 200);
+    let users: std::collections::BTreeSet<String> = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["user_id"].as_str().map(str::to_owned))
+        .collect();
+    assert!(users.contains(alice.id.as_str()) && users.contains(bob.id.as_str()));
+    let (_, bobs) = w
+        .get(
+            &admin,
+            "/v1/audit",
+            &[("user", bob.id.as_str()), ("category", "authorization")],
+        )
+        .await;
+    assert!(!bobs["items"].as_array().unwrap().is_empty());
+    assert!(
+        bobs["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["user_id"] == bob.id.as_str() && i["category"] == "authorization")
+    );
+    let (_, none) = w
+        .get(
+            &admin,
+            "/v1/audit",
+            &[("user", bob.id.as_str()), ("to", "2000-01-01T00:00:00Z")],
+        )
+        .await;
+    assert_eq!(none["items"].as_array().unwrap().len(), 0);
+    for (name, value) in [
+        ("category", "gossip"),
+        ("from", "later"),
+        ("limit", "0"),
+        ("user", "a b"),
+        ("cursor", "%%"),
+    ] {
+        let (status, problem) = w.get(&admin, "/v1/audit", &[(name, value)]).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (400, Some(name)),
+            "{name}={value}"
+        );
+    }
+    assert!(
+        w.audit_actions()
+            .await
+            .contains(&("data_access".into(), "audit.read".into())),
+        "an administrator reading others' records is recorded"
+    );
+}
+
+fn rand_suffix() -> u32 {
+    std::process::id()
+        ^ (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos())
+}
+
+#[tokio::test]
+async fn a_batch_gives_one_result_per_post_and_analytics_counts_by_status() {
+    let w = world().await;
+    let pro = w
+        .person("17841400000000001", Role::Business, Some(ACCOUNT_A))
+        .await;
+    let bob = w
+        .person("17841400000000002", Role::User, Some(ACCOUNT_B))
+        .await;
+    let later = time::OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+    let (status, answer) = w
+        .post(
+            &pro,
+            "/v1/posts:batch",
+            json!({"posts": [
+                {"account_id": ACCOUNT_A, "text": "one"},
+                {"account_id": ACCOUNT_A, "text": "a".repeat(501)},
+                {"account_id": ACCOUNT_B, "text": "not mine"},
+                {"account_id": ACCOUNT_A, "text": "later", "publish_at": later},
+                {"text": "no account"},
+                "not an object",
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let statuses: Vec<u64> = answer["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [202, 422, 403, 202, 400, 400]);
+    assert_eq!(
+        answer["results"][4]["error"]["field"],
+        "posts[4].account_id"
+    );
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["refused"].as_u64()),
+        (Some(2), Some(4))
+    );
+    assert_eq!(w.stored(&pro).await, 2);
+    assert_eq!(w.stored(&bob).await, 0);
+
+    let too_many: Vec<Value> = (0..101)
+        .map(|i| json!({"account_id": ACCOUNT_A, "text": format!("{i}")}))
+        .collect();
+    let (status, problem) = w
+        .post(&pro, "/v1/posts:batch", json!({"posts": too_many}))
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("posts")));
+    assert_eq!(
+        w.stored(&pro).await,
+        2,
+        "nothing of a refused batch is stored"
+    );
+
+    let (status, figures) = w.get(&pro, "/v1/analytics", &[]).await;
+    assert_eq!(status, 200, "{figures}");
+    assert_eq!(figures["totals"]["storms"], 2);
+    assert_eq!(figures["accounts"][0]["account_id"], ACCOUNT_A);
+    assert_eq!(figures["accounts"][0]["by_status"]["queued"], 1);
+    assert_eq!(figures["accounts"][0]["by_status"]["scheduled"], 1);
+    assert_eq!(figures["complete"], true);
+    let (_, empty) = w
+        .get(
+            &pro,
+            "/v1/analytics",
+            &[
+                ("from", "2001-01-01T00:00:00Z"),
+                ("to", "2001-02-01T00:00:00Z"),
+            ],
+        )
+        .await;
+    assert_eq!(empty["totals"]["storms"], 0);
+    for (name, value) in [("from", "x"), ("from", "99999999999"), ("account", "abc")] {
+        let (status, problem) = w.get(&pro, "/v1/analytics", &[(name, value)]).await;
+        assert_eq!(status, 400, "{name}={value}: {problem}");
     }
 }

@@ -147,6 +147,8 @@ pub enum Access {
     /// Secret: the rotation steps (DescribeSecret, GetSecretValue, PutSecretValue,
     /// UpdateSecretVersionStage).
     Rotate,
+    /// Start a rotation now (DescribeSecret and RotateSecret; the rotation function does the rest).
+    StartRotation,
     /// Key: GenerateDataKey and Decrypt.
     Seal,
 }
@@ -203,6 +205,11 @@ pub static API: FunctionSpec = FunctionSpec {
         need(InboxTable, Read),
         need(IntakeQueue, Send),
         need(SessionKeySecret, ReadSecret),
+        // Emergency rotation from the admin API.
+        need(SessionKeySecret, StartRotation),
+        need(WebhookVerifyTokenSecret, StartRotation),
+        need(TokenEncryptionKeySecret, StartRotation),
+        need(InternalApiKeySecret, StartRotation),
     ],
 };
 
@@ -347,7 +354,7 @@ mod tests {
                 let fits = match n.access {
                     Read | ReadWrite => n.resource.kind() == Kind::Table,
                     Send | Consume => n.resource.kind() == Kind::Queue,
-                    ReadSecret | Rotate => n.resource.kind() == Kind::Secret,
+                    ReadSecret | Rotate | StartRotation => n.resource.kind() == Kind::Secret,
                     Seal => n.resource.kind() == Kind::Key,
                 };
                 assert!(fits, "{}: {:?} on {:?}", f.name, n.access, n.resource);

@@ -7,6 +7,9 @@
 //! `Idempotency-Key` header (see [`replay`]).
 
 mod accounts;
+mod admin;
+mod analytics;
+mod audit_log;
 mod posts;
 mod replay;
 pub mod routes;
@@ -19,7 +22,7 @@ use lambda_http::{Body, Request, Response};
 use serde_json::json;
 
 use crate::accounts::AccountStore;
-use crate::audit::{Audit, AuditRecord, Category, Outcome};
+use crate::audit::{Audit, AuditRecord, Category, DynamoAuditSink, Outcome};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::edge::{self, Caller, Problem};
@@ -31,6 +34,7 @@ use crate::posts::PostsStore;
 use crate::product;
 use crate::rbac::{self, Decision, Denial, Principal, Target};
 use crate::resources::Resource;
+use crate::rotation::store::SecretStore;
 use crate::secrets::SecretReader;
 use crate::sessions::{self, SessionError, Sessions};
 use crate::users::Users;
@@ -52,6 +56,13 @@ pub struct Api {
     pub intake: IntakeDeps,
     pub idempotency: IdempotencyStore,
     pub audit: Audit,
+    /// The audit log itself, for reading and verifying it.
+    pub audit_sink: DynamoAuditSink,
+    pub audit_table: String,
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// Where the kill switch lives.
+    pub rate_limits_table: String,
+    pub secret_store: SecretStore,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -95,7 +106,15 @@ impl Api {
                 config.resource(Resource::IdempotencyTable)?,
                 IDEMPOTENCY_KEYS_KEPT,
             ),
-            audit: Audit::from_config(dynamodb, &config)?,
+            audit: Audit::from_config(dynamodb.clone(), &config)?,
+            audit_sink: DynamoAuditSink::new(
+                dynamodb.clone(),
+                config.resource(Resource::AuditTable)?,
+            ),
+            audit_table: config.resource(Resource::AuditTable)?.to_owned(),
+            rate_limits_table: config.resource(Resource::RateLimitsTable)?.to_owned(),
+            secret_store: SecretStore::new(deps.aws.secrets.clone()),
+            dynamodb,
             accounts,
             posts,
             clock: Arc::new(SystemClock),
@@ -192,6 +211,15 @@ impl Api {
             ListPosts => posts::list(self, ctx, req).await,
             GetPost | GetStorm => posts::get(self, ctx).await,
             CancelPost | CancelStorm => posts::cancel(self, ctx).await,
+            BatchPosts => posts::create_batch(self, ctx, req).await,
+            Analytics => analytics::summary(self, ctx, req).await,
+            ListAudit => audit_log::list(self, ctx, req).await,
+            SetRole => admin::set_role(self, ctx, req).await,
+            Pause => admin::pause(self, ctx, req).await,
+            Resume => admin::resume(self, ctx, req).await,
+            RevokeAccount => admin::revoke(self, ctx).await,
+            RotateSecret => admin::rotate(self, ctx, req).await,
+            VerifyAudit => admin::verify(self, ctx, req).await,
         }
     }
 
@@ -317,4 +345,66 @@ impl Api {
     fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
+}
+
+/// A body that is not the JSON a route takes.
+pub(crate) fn malformed(e: serde_json::Error) -> Problem {
+    Problem::bad_request("malformed_body", format!("the body is not valid: {e}"))
+}
+
+/// The request's JSON body, which the route requires.
+pub(crate) fn parse_required_body<T: serde::de::DeserializeOwned>(
+    req: &Request,
+) -> Result<T, Problem> {
+    parse_optional_body(req)?
+        .ok_or_else(|| Problem::bad_request("missing_body", "send the content as a JSON body"))
+}
+
+/// The request's JSON body, or `None` when there is none (or only whitespace).
+pub(crate) fn parse_optional_body<T: serde::de::DeserializeOwned>(
+    req: &Request,
+) -> Result<Option<T>, Problem> {
+    let body = edge::body(req, edge::MAX_BODY_BYTES)?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    serde_json::from_slice(body).map(Some).map_err(malformed)
+}
+
+/// A time query parameter: RFC 3339 (`2026-12-24T09:00:00Z`) or Unix seconds.
+pub(crate) fn time_param(req: &Request, name: &'static str) -> Result<Option<i64>, Problem> {
+    edge::query(req, name)
+        .map(|raw| parse_time(&raw).ok_or_else(|| invalid_time(name)))
+        .transpose()
+}
+
+/// A time in a JSON body: RFC 3339 text or Unix seconds.
+pub(crate) fn time_param_value(
+    value: &serde_json::Value,
+    name: &'static str,
+) -> Result<i64, Problem> {
+    match value {
+        serde_json::Value::Number(n) => n.as_i64(),
+        serde_json::Value::String(s) => parse_time(s),
+        _ => None,
+    }
+    .ok_or_else(|| invalid_time(name))
+}
+
+fn parse_time(raw: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(at) = raw.parse::<i64>() {
+        return (0..=253_402_300_799).contains(&at).then_some(at);
+    }
+    time::OffsetDateTime::parse(raw, &Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp)
+}
+
+fn invalid_time(name: &'static str) -> Problem {
+    Problem::bad_request(
+        "invalid_parameter",
+        format!("{name} is an RFC 3339 time such as 2026-12-24T09:00:00Z, or Unix seconds"),
+    )
+    .with_field(name)
 }

@@ -125,18 +125,11 @@ struct StormInput {
 }
 
 fn malformed(e: serde_json::Error) -> Problem {
-    Problem::bad_request("malformed_body", format!("the body is not valid: {e}"))
+    super::malformed(e)
 }
 
-fn parse_body<'de, T: Deserialize<'de>>(req: &'de Request) -> Result<T, Problem> {
-    let body = edge::body(req, edge::MAX_BODY_BYTES)?;
-    if body.is_empty() {
-        return Err(Problem::bad_request(
-            "missing_body",
-            "send the content as a JSON body",
-        ));
-    }
-    serde_json::from_slice(body).map_err(malformed)
+fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Problem> {
+    super::parse_required_body(req)
 }
 
 pub(super) async fn create_post(
@@ -144,8 +137,14 @@ pub(super) async fn create_post(
     ctx: &Ctx<'_>,
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
-    // The post's own fields, then its content, checked as strictly as a storm part is.
-    let mut fields: serde_json::Map<String, serde_json::Value> = parse_body(req)?;
+    let new = post_from_fields(parse_body(req)?)?;
+    submit(api, ctx, new, "posts").await
+}
+
+/// A post's own fields, then its content, checked as strictly as a storm part is.
+fn post_from_fields(
+    mut fields: serde_json::Map<String, serde_json::Value>,
+) -> Result<NewStorm, Problem> {
     let account_id: AccountId = match fields.remove("account_id") {
         Some(value) => serde_json::from_value(value).map_err(|_| {
             Problem::bad_request("invalid_account_id", "account_id is a Threads user id")
@@ -170,12 +169,80 @@ pub(super) async fn create_post(
         .transpose()?;
     let content: ContentInput =
         serde_json::from_value(serde_json::Value::Object(fields)).map_err(malformed)?;
-    let new = NewStorm {
+    Ok(NewStorm {
         account_id,
         parts: vec![content.into_part()],
         publish_at,
-    };
-    submit(api, ctx, new, "posts").await
+    })
+}
+
+/// The most posts one `POST /v1/posts:batch` takes.
+pub const MAX_BATCH: usize = 100;
+
+/// `POST /v1/posts:batch`: `{"posts": [post, …]}`, each checked and submitted on its own exactly
+/// as `POST /v1/posts` would; the answer has one result per post, in order.
+pub(super) async fn create_batch(
+    api: &Api,
+    ctx: &Ctx<'_>,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Batch {
+        posts: Vec<serde_json::Value>,
+    }
+    let batch: Batch = parse_body(req)?;
+    if batch.posts.is_empty() || batch.posts.len() > MAX_BATCH {
+        return Err(Problem::bad_request(
+            "invalid_batch",
+            format!(
+                "posts is a list of 1 to {MAX_BATCH} posts; this one has {}",
+                batch.posts.len()
+            ),
+        )
+        .with_field("posts"));
+    }
+    let mut results = Vec::with_capacity(batch.posts.len());
+    let (mut accepted, mut refused) = (0usize, 0usize);
+    for (index, value) in batch.posts.into_iter().enumerate() {
+        let outcome = match value {
+            serde_json::Value::Object(fields) => match post_from_fields(fields) {
+                Ok(new) => {
+                    intake::submit(&api.intake, ctx.principal.user_id.as_str(), new, api.now())
+                        .await
+                        .map_err(Problem::from)
+                }
+                Err(problem) => Err(problem),
+            },
+            _ => Err(Problem::bad_request(
+                "malformed_body",
+                "each post is a JSON object",
+            )),
+        };
+        results.push(match outcome {
+            Ok(storm) => {
+                accepted += 1;
+                json!({"index": index, "status": 202, "post": storm_json(&storm)})
+            }
+            Err(problem) => {
+                refused += 1;
+                let field = problem
+                    .field
+                    .as_ref()
+                    .map(|f| format!("posts[{index}].{f}"))
+                    .unwrap_or_else(|| format!("posts[{index}]"));
+                json!({
+                    "index": index,
+                    "status": problem.status,
+                    "error": {"code": problem.code, "detail": problem.detail, "field": field},
+                })
+            }
+        });
+    }
+    Ok(edge::json_response(
+        200,
+        &json!({"accepted": accepted, "refused": refused, "results": results}),
+    ))
 }
 
 pub(super) async fn create_storm(

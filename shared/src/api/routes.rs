@@ -18,6 +18,16 @@ pub enum RouteId {
     CreateStorm,
     GetStorm,
     CancelStorm,
+    // Bulk, analytics, the audit log and administration (issue 8).
+    BatchPosts,
+    Analytics,
+    ListAudit,
+    SetRole,
+    Pause,
+    Resume,
+    RevokeAccount,
+    RotateSecret,
+    VerifyAudit,
 }
 
 /// Whose resource a route touches, known before or after loading it.
@@ -125,6 +135,71 @@ pub static ROUTES: &[Route] = &[
         Action::Write,
         Scope::Resource,
     ),
+    // --- bulk, analytics, audit log, administration ---
+    creating(route(
+        RouteId::BatchPosts,
+        "POST",
+        "/v1/posts:batch",
+        Action::Bulk,
+        Scope::Own,
+    )),
+    route(
+        RouteId::Analytics,
+        "GET",
+        "/v1/analytics",
+        Action::Analytics,
+        Scope::Own,
+    ),
+    route(
+        RouteId::ListAudit,
+        "GET",
+        "/v1/audit",
+        Action::Read,
+        Scope::Own,
+    ),
+    route(
+        RouteId::SetRole,
+        "PUT",
+        "/v1/admin/users/{id}/role",
+        Action::ManageUsers,
+        Scope::System,
+    ),
+    route(
+        RouteId::Pause,
+        "POST",
+        "/v1/admin/pause",
+        Action::ManageSystem,
+        Scope::System,
+    ),
+    route(
+        RouteId::Resume,
+        "POST",
+        "/v1/admin/resume",
+        Action::ManageSystem,
+        Scope::System,
+    ),
+    route(
+        RouteId::RevokeAccount,
+        "POST",
+        "/v1/admin/accounts/{id}/revoke",
+        Action::ManageSystem,
+        Scope::System,
+    ),
+    route(
+        RouteId::RotateSecret,
+        "POST",
+        "/v1/admin/secrets/{name}/rotate",
+        Action::ManageSystem,
+        Scope::System,
+    ),
+    route(
+        RouteId::VerifyAudit,
+        "GET",
+        "/v1/admin/audit/verify",
+        Action::ManageSystem,
+        Scope::System,
+    ),
+    // --- end of bulk, analytics, audit log, administration ---
 ];
 
 /// Path parameters of a matched route, in pattern order.

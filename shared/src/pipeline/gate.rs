@@ -221,6 +221,41 @@ pub(crate) async fn defer(
     Ok(())
 }
 
+/// Sets the kill switch (the admin API's pause and resume): `Paused` with an optional end, or
+/// `Running`. `by` and `reason` are kept on the item for whoever looks at it next.
+pub async fn set_kill_switch(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    switch: &KillSwitch,
+    by: &str,
+    reason: Option<&str>,
+    now: i64,
+) -> Result<(), StoreError> {
+    let mut put = client
+        .put_item()
+        .table_name(table)
+        .item("pk", s(KILL_SWITCH_PK))
+        .item("sk", s(KILL_SWITCH_SK))
+        .item(
+            "paused",
+            AttributeValue::Bool(matches!(switch, KillSwitch::Paused { .. })),
+        )
+        .item("updated_by", s(by))
+        .item("updated_at", AttributeValue::N(now.to_string()));
+    if let KillSwitch::Paused { until: Some(until) } = switch {
+        put = put.item("until", AttributeValue::N(until.to_string()));
+    }
+    if let Some(reason) = reason.filter(|r| !r.is_empty()) {
+        put = put.item("reason", s(reason));
+    }
+    put.send().await.map_err(|e| StoreError {
+        operation: "PutItem",
+        table: table.to_owned(),
+        message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+    })?;
+    Ok(())
+}
+
 /// Reads the kill switch (strongly consistent: an operator's pause applies at once).
 pub async fn kill_switch(deps: &GateDeps, now: i64) -> Result<KillSwitch, StoreError> {
     let output = deps

@@ -1,23 +1,32 @@
 //! Audit records: who did what, when, from where, with what outcome — redacted, then appended.
 //!
 //! Records go through an [`AuditSink`] (DynamoDB's AuditTable in production, memory in unit tests)
-//! with a conditional put, so a record is never overwritten. Secrets are removed by structure
-//! before anything is written: values under credential-like keys anywhere in the metadata, and
-//! credential query parameters inside any string. Hash chaining is left to a later change.
+//! with a conditional put, so a record is never overwritten, and each partition's records form a
+//! hash chain (see [`chain`]) that [`DynamoAuditSink::verify`] checks. Secrets are removed by
+//! structure before anything is written: values under credential-like keys anywhere in the
+//! metadata, and credential query parameters inside any string.
 
+pub mod chain;
+pub mod log;
+
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::config::LogSwitches;
-use crate::store::{Condition, Conditional, Item, StoreError, n, put_if, s};
+use crate::store::{Item, StoreError, n, s};
+use chain::Head;
 
 /// A boxed future, so [`AuditSink`] can be used as `dyn AuditSink`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -34,6 +43,18 @@ pub enum Category {
 }
 
 impl Category {
+    pub const ALL: [Category; 5] = [
+        Category::Authentication,
+        Category::Authorization,
+        Category::DataAccess,
+        Category::System,
+        Category::Security,
+    ];
+
+    pub fn parse(raw: &str) -> Option<Category> {
+        Self::ALL.into_iter().find(|c| c.as_str() == raw)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Category::Authentication => "authentication",
@@ -175,6 +196,11 @@ pub enum AuditError {
     /// The store could not be reached: the caller must not report the action as done.
     #[error("audit store: {0}")]
     Store(#[from] StoreError),
+    /// Other writers kept extending the partition's chain first; nothing was written.
+    #[error(
+        "audit chain {pk} stayed contended after {attempts} attempts; the record was not written"
+    )]
+    Contended { pk: String, attempts: u32 },
 }
 
 /// Where a record was written.
@@ -255,11 +281,27 @@ impl Audit {
     }
 }
 
-/// The AuditTable: one item per record under `pk` / `sk`, written only if the key is new.
+/// The AuditTable: one item per record under `pk` / `sk`, written only if the key is new and
+/// chained after the partition's head in the same transaction.
 #[derive(Debug, Clone)]
 pub struct DynamoAuditSink {
     client: Client,
     table: String,
+    /// The last head this process wrote or read per partition, so a warm writer needs no read
+    /// before its transaction; a stale entry costs one lost condition and a re-read.
+    heads: Arc<Mutex<HashMap<String, Head>>>,
+}
+
+/// How many times an append re-reads the head and tries again when another writer got there first.
+const APPEND_ATTEMPTS: u32 = 12;
+/// Partitions whose head a process remembers.
+const CACHED_HEADS: usize = 1024;
+
+/// What one transaction attempt came to.
+enum Attempt {
+    Written,
+    RecordExists,
+    HeadMoved,
 }
 
 impl DynamoAuditSink {
@@ -267,7 +309,12 @@ impl DynamoAuditSink {
         DynamoAuditSink {
             client,
             table: table.into(),
+            heads: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
     }
 
     fn item(record: &AuditRecord) -> Item {
@@ -304,19 +351,267 @@ impl DynamoAuditSink {
         }
         item
     }
+
+    fn store_error(&self, operation: &'static str, message: String) -> StoreError {
+        StoreError {
+            operation,
+            table: self.table.clone(),
+            message,
+        }
+    }
+
+    fn cached(&self, partition: &str) -> Option<Head> {
+        self.heads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(partition)
+            .cloned()
+    }
+
+    fn remember(&self, partition: &str, head: Option<Head>) {
+        let mut heads = self.heads.lock().unwrap_or_else(|e| e.into_inner());
+        match head {
+            Some(head) => {
+                if heads.len() >= CACHED_HEADS && !heads.contains_key(partition) {
+                    heads.clear();
+                }
+                heads.insert(partition.to_owned(), head);
+            }
+            None => {
+                heads.remove(partition);
+            }
+        }
+    }
+
+    /// The partition's head as stored now (strongly consistent); genesis when there is none.
+    pub async fn head(&self, partition: &str) -> Result<Option<Head>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(chain::head_pk(partition)))
+            .key("sk", s(chain::HEAD_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.store_error("GetItem", DisplayErrorContext(e).to_string()))?;
+        Ok(out.item().and_then(Head::from_item))
+    }
+
+    /// Puts `item` (already linked to `new`) and moves the head from `old` to `new`, or neither.
+    async fn transact(
+        &self,
+        partition: &str,
+        item: Item,
+        old: &Head,
+        new: &Head,
+    ) -> Result<Attempt, StoreError> {
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| self.store_error("TransactWriteItems", e.to_string()))?;
+        let head_item = Item::from([
+            ("pk".to_owned(), s(chain::head_pk(partition))),
+            ("sk".to_owned(), s(chain::HEAD_SK)),
+            (chain::SEQ.to_owned(), n(new.seq)),
+            (chain::HASH.to_owned(), s(new.hash.clone())),
+        ]);
+        let head = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(head_item));
+        let head = if old.seq == 0 {
+            head.condition_expression("attribute_not_exists(pk)")
+        } else {
+            head.condition_expression("#seq = :seq AND #hash = :hash")
+                .expression_attribute_names("#seq", chain::SEQ)
+                .expression_attribute_names("#hash", chain::HASH)
+                .expression_attribute_values(":seq", n(old.seq))
+                .expression_attribute_values(":hash", s(old.hash.clone()))
+        }
+        .build()
+        .map_err(|e| self.store_error("TransactWriteItems", e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .transact_items(TransactWriteItem::builder().put(head).build())
+            // The SDK's own retries of this call are then idempotent.
+            .client_request_token(&new.hash[..36])
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Attempt::Written),
+            Err(err) => {
+                match err.as_service_error() {
+                    Some(TransactWriteItemsError::TransactionCanceledException(e)) => {
+                        let code = |i: usize| {
+                            e.cancellation_reasons()
+                                .get(i)
+                                .and_then(|r| r.code())
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        if code(0) == "ConditionalCheckFailed" {
+                            Ok(Attempt::RecordExists)
+                        } else {
+                            Ok(Attempt::HeadMoved)
+                        }
+                    }
+                    Some(TransactWriteItemsError::TransactionInProgressException(_)) => {
+                        Ok(Attempt::HeadMoved)
+                    }
+                    _ => Err(self
+                        .store_error("TransactWriteItems", DisplayErrorContext(err).to_string())),
+                }
+            }
+        }
+    }
+
+    /// Checks the chains: of one partition (`user#<id>` or `system`), or of the whole table.
+    pub async fn verify(&self, partition: Option<&str>) -> Result<chain::Report, StoreError> {
+        match partition {
+            Some(partition) => self.verify_partition(partition).await,
+            None => {
+                let items = self.scan_all().await?;
+                let first = chain::verify(&items);
+                // A head read by the scan after records were added looks ahead of its records:
+                // check those partitions again, head first.
+                let mut again: Vec<String> = first
+                    .problems
+                    .iter()
+                    .filter(|p| {
+                        matches!(p.fault, chain::Fault::Missing | chain::Fault::HeadMismatch)
+                    })
+                    .map(|p| p.partition.clone())
+                    .collect();
+                again.sort();
+                again.dedup();
+                if again.is_empty() {
+                    return Ok(first);
+                }
+                let mut report = chain::Report {
+                    problems: first
+                        .problems
+                        .into_iter()
+                        .filter(|p| !again.contains(&p.partition))
+                        .collect(),
+                    ..chain::Report::default()
+                };
+                let recheck_records: usize = items
+                    .iter()
+                    .filter(|i| !chain::is_head(i))
+                    .filter(|i| {
+                        i.get("pk")
+                            .and_then(|v| v.as_s().ok())
+                            .is_some_and(|pk| again.contains(pk))
+                    })
+                    .count();
+                report.partitions = first.partitions.saturating_sub(again.len());
+                report.records = first.records.saturating_sub(recheck_records);
+                for partition in &again {
+                    report.merge(self.verify_partition(partition).await?);
+                }
+                Ok(report)
+            }
+        }
+    }
+
+    async fn verify_partition(&self, partition: &str) -> Result<chain::Report, StoreError> {
+        // The head first: every record it names was written before it was read.
+        let head = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(chain::head_pk(partition)))
+            .key("sk", s(chain::HEAD_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.store_error("GetItem", DisplayErrorContext(e).to_string()))?;
+        let mut items: Vec<Item> = head.item().cloned().into_iter().collect();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(partition))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.store_error("Query", DisplayErrorContext(e).to_string()))?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key().filter(|k| !k.is_empty()) {
+                Some(next) => start = Some(next.clone()),
+                None => break,
+            }
+        }
+        Ok(chain::verify(&items))
+    }
+
+    async fn scan_all(&self) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.store_error("Scan", DisplayErrorContext(e).to_string()))?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key().filter(|k| !k.is_empty()) {
+                Some(next) => start = Some(next.clone()),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
 }
 
 impl AuditSink for DynamoAuditSink {
     fn append<'a>(&'a self, record: &'a AuditRecord) -> BoxFuture<'a, Result<(), AuditError>> {
         Box::pin(async move {
-            let condition = Condition::new("attribute_not_exists(#pk)").name("#pk", "pk");
-            match put_if(&self.client, &self.table, Self::item(record), condition).await? {
-                Conditional::Written => Ok(()),
-                Conditional::Lost { .. } => Err(AuditError::Exists {
-                    pk: record.partition_key(),
-                    sk: record.sort_key(),
-                }),
+            let partition = record.partition_key();
+            let base = Self::item(record);
+            let mut known = self.cached(&partition);
+            for attempt in 0..APPEND_ATTEMPTS {
+                let old = match known.take() {
+                    Some(head) => head,
+                    None => self.head(&partition).await?.unwrap_or_else(Head::genesis),
+                };
+                let mut item = base.clone();
+                let new = chain::link(&mut item, &old);
+                match self.transact(&partition, item, &old, &new).await? {
+                    Attempt::Written => {
+                        self.remember(&partition, Some(new));
+                        return Ok(());
+                    }
+                    Attempt::RecordExists => {
+                        return Err(AuditError::Exists {
+                            pk: partition,
+                            sk: record.sort_key(),
+                        });
+                    }
+                    Attempt::HeadMoved => {
+                        self.remember(&partition, None);
+                        // Spread the retries of writers that collided.
+                        let jitter = rand::random::<u64>() % (5 * u64::from(attempt + 1));
+                        tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    }
+                }
             }
+            Err(AuditError::Contended {
+                pk: partition,
+                attempts: APPEND_ATTEMPTS,
+            })
         })
     }
 }
