@@ -583,7 +583,7 @@ fn arbitrary_request()
         prop::sample::select(vec![
             "/v1/posts", "/v1/storms", "/v1/posts/storm_x", "/v1/storms/%00", "/v1/me",
             "/v1/accounts", "/v1/posts/storm_00000000000000000000000000000000", "/v1/",
-            "/v1/posts/a/b", "/",
+            "/v1/posts/a/b", "/", "/v1/inbox", "/v1/inbox/x",
         ]),
         prop_oneof![
             Just(String::new()),
@@ -621,6 +621,8 @@ fn no_input_makes_the_api_fail() {
                 let query = [
                     ("status", query_value.as_str()),
                     ("cursor", query_value.as_str()),
+                    ("account", query_value.as_str()),
+                    ("limit", query_value.as_str()),
                 ];
                 let (status, answer, _) =
                     rt.block_on(w.call(Some(&alice), method, path, &query, &extra, Some(&body)));

@@ -7,6 +7,7 @@
 //! `Idempotency-Key` header (see [`replay`]).
 
 mod accounts;
+mod inbox;
 mod posts;
 mod replay;
 pub mod routes;
@@ -23,6 +24,7 @@ use crate::audit::{Audit, AuditRecord, Category, Outcome};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::edge::{self, Caller, Problem};
+use crate::inbox::InboxStore;
 use crate::pipeline::idempotency::IdempotencyStore;
 use crate::pipeline::intake::IntakeDeps;
 use crate::pipeline::scheduler::SweepSettings;
@@ -49,6 +51,7 @@ pub struct Api {
     pub users: Users,
     pub accounts: AccountStore,
     pub posts: PostsStore,
+    pub inbox: InboxStore,
     pub intake: IntakeDeps,
     pub idempotency: IdempotencyStore,
     pub audit: Audit,
@@ -95,6 +98,7 @@ impl Api {
                 config.resource(Resource::IdempotencyTable)?,
                 IDEMPOTENCY_KEYS_KEPT,
             ),
+            inbox: InboxStore::new(dynamodb.clone(), config.resource(Resource::InboxTable)?),
             audit: Audit::from_config(dynamodb, &config)?,
             accounts,
             posts,
@@ -192,6 +196,7 @@ impl Api {
             ListPosts => posts::list(self, ctx, req).await,
             GetPost | GetStorm => posts::get(self, ctx).await,
             CancelPost | CancelStorm => posts::cancel(self, ctx).await,
+            Inbox => inbox::list(self, ctx, req).await,
         }
     }
 

@@ -18,6 +18,7 @@ pub enum RouteId {
     CreateStorm,
     GetStorm,
     CancelStorm,
+    Inbox,
 }
 
 /// Whose resource a route touches, known before or after loading it.
@@ -125,6 +126,7 @@ pub static ROUTES: &[Route] = &[
         Action::Write,
         Scope::Resource,
     ),
+    route(RouteId::Inbox, "GET", "/v1/inbox", Action::Read, Scope::Own),
 ];
 
 /// Path parameters of a matched route, in pattern order.
