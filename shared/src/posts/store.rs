@@ -178,6 +178,9 @@ pub struct UncertainPart {
     pub media_type: MediaType,
     /// When its container was created (Unix seconds): a post published earlier is not it.
     pub since: i64,
+    /// The media ids of the storm's parts published before it: Meta reports those too, perhaps
+    /// before the storm's end records them, and none of them is this part.
+    pub published_before: Vec<MediaId>,
 }
 
 /// How long an uncertain part is remembered: Meta retries a webhook for 36 hours.
@@ -617,6 +620,10 @@ impl PostsStore {
         if let Some(container) = &part.container_id {
             it.insert("container_id".to_owned(), s(container.as_str()));
         }
+        if !part.published_before.is_empty() {
+            let ids: Vec<&str> = part.published_before.iter().map(MediaId::as_str).collect();
+            it.insert("published_before".to_owned(), s(ids.join(",")));
+        }
         self.client
             .put_item()
             .table_name(&self.table)
@@ -680,6 +687,12 @@ impl PostsStore {
                     media_type: parse_media_type(&item::string(it, "media_type")?)
                         .ok_or("unknown media_type")?,
                     since: item::num(it, "since")?,
+                    published_before: item::opt_string(it, "published_before")
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(|id| MediaId::parse(id).map_err(|e| e.to_string()))
+                        .collect::<Result<_, _>>()?,
                 }))
             };
             match read() {

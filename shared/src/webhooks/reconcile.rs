@@ -2,7 +2,8 @@
 //!
 //! `publish`: when the poster could not confirm a part (the publish answered 5xx, code 10 or timed
 //! out, the container says PUBLISHED, and the post could not be found again), it left the part
-//! marked uncertain under its account (`PostsStore::mark_uncertain`). A `publish` change for that
+//! marked uncertain under its account (`PostsStore::mark_uncertain`), with the media ids of the
+//! storm's earlier parts (which Meta reports too, and which are never this part). A `publish` change for that
 //! account whose media id ThreadStorm does not know yet settles it: the media id (and permalink)
 //! is recorded on the part. A storm the poster is still working on is finished by the poster,
 //! which uses that id on its next attempt; a storm the poster gave up on (`failed`) becomes
@@ -70,6 +71,7 @@ pub async fn publish(
     let posted_at = change.timestamp.as_deref().and_then(threads_time);
     let candidates: Vec<&UncertainPart> = uncertain
         .iter()
+        .filter(|part| !part.published_before.contains(&change.id))
         .filter(|part| same_media_type(part.media_type, change.media_type.as_deref()))
         .filter(|part| posted_at.is_none_or(|at| at.saturating_add(CLOCK_SKEW_SECS) >= part.since))
         .collect();

@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::PosterDeps;
 use crate::clock::EpochMillis;
 use crate::pipeline::idempotency::{Begin, Fenced, IdempotencyKey, OwnerToken, PayloadHash};
+use crate::pipeline::results::PublishedPart;
 use crate::posts::{MediaType, PartContent, Reason, Storm, UncertainPart};
 use crate::threads::{
     AccessToken, ContainerId, ContainerStatus, ListThreads, MediaId, NewContainer, ThreadsError,
@@ -62,6 +63,8 @@ pub(super) struct PartJob<'a> {
     pub content: &'a PartContent,
     /// The previous part's media id: this part replies to it.
     pub parent: Option<&'a MediaId>,
+    /// The storm's parts published before this one (their media ids are never this part's).
+    pub earlier: &'a [PublishedPart],
     /// When the invocation ends (Unix ms): the idempotency record's in-progress deadline.
     pub deadline_ms: i64,
     pub now: i64,
@@ -466,6 +469,7 @@ impl PartJob<'_> {
             container_id: Some(container.clone()),
             media_type: self.content.media_type,
             since,
+            published_before: self.earlier.iter().map(|p| p.media_id.clone()).collect(),
         };
         if let Err(e) = self
             .deps
