@@ -3,7 +3,8 @@
 //!
 //! Every call is Meta's or claims to be: nothing is read, stored or changed before its signature
 //! holds (raw bytes, current or previous app secret). Deliveries are deduplicated per change for
-//! 37 hours (Meta retries for 36) and stored in the inbox of the account they concern; an unknown
+//! 37 hours (Meta retries for 36) and stored in the inbox of the account they concern; `publish`
+//! and `delete` changes also reconcile that account's posts ([`super::reconcile`]). An unknown
 //! account is accepted and dropped so Meta does not retry. A per-source-IP limit caps abuse.
 
 use std::collections::HashMap;

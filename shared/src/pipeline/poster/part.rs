@@ -427,25 +427,21 @@ impl PartJob<'_> {
     /// webhook reported for this part while it was uncertain. If neither is known the part is
     /// marked uncertain, so that webhook can settle it.
     async fn recover(&self, container: &ContainerId, since: i64) -> Result<Published, PartError> {
-        match self.find_published(container).await {
-            Ok(Some(found)) => return Ok(found),
-            Ok(None) => {}
-            Err(e) => {
-                if let Some(found) = self.reported_by_webhook(container) {
-                    return Ok(found);
-                }
-                self.mark_uncertain(container, since).await;
-                return Err(e);
-            }
+        let looked_up = self.find_published(container).await;
+        if let Ok(Some(found)) = looked_up {
+            return Ok(found);
         }
         if let Some(found) = self.reported_by_webhook(container) {
             return Ok(found);
         }
         self.mark_uncertain(container, since).await;
-        Err(PartError::Retry(format!(
-            "part {}: container {container} is PUBLISHED but its post is not listed yet",
-            self.index + 1
-        )))
+        Err(match looked_up {
+            Err(e) => e,
+            Ok(_) => PartError::Retry(format!(
+                "part {}: container {container} is PUBLISHED but its post is not listed yet",
+                self.index + 1
+            )),
+        })
     }
 
     /// The media id a `publish` webhook recorded on this part (see `webhooks::reconcile`).
