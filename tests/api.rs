@@ -587,6 +587,7 @@ fn arbitrary_request()
             "/v1/admin/users/x/role", "/v1/admin/users/%2F/role", "/v1/admin/pause",
             "/v1/admin/resume", "/v1/admin/accounts/abc/revoke", "/v1/admin/secrets/x/rotate",
             "/v1/admin/secrets/session-key/rotate", "/v1/admin/audit/verify",
+            "/v1/inbox", "/v1/inbox/x",
         ]),
         prop_oneof![
             Just(String::new()),
@@ -636,6 +637,7 @@ fn no_input_makes_the_api_fail() {
                     ("user", query_value.as_str()),
                     ("category", query_value.as_str()),
                     ("account", query_value.as_str()),
+                    ("limit", query_value.as_str()),
                 ];
                 let (status, answer, _) =
                     rt.block_on(w.call(Some(&alice), method, path, &query, &extra, Some(&body)));
@@ -757,6 +759,12 @@ fn probe(
         RevokeAccount => (path(account), none, None, Foreign::System),
         RotateSecret => (path("session-key"), none, None, Foreign::System),
         VerifyAudit => (path(""), none, None, Foreign::System),
+        Inbox => (
+            path(""),
+            vec![("account", account.to_owned())],
+            None,
+            Foreign::Status(404),
+        ),
     }
 }
 

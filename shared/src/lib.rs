@@ -10,6 +10,7 @@ pub mod aws;
 pub mod clock;
 pub mod config;
 pub mod edge;
+pub mod inbox;
 pub mod metrics;
 pub mod oauth;
 pub mod pipeline;

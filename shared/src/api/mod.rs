@@ -10,6 +10,7 @@ mod accounts;
 mod admin;
 mod analytics;
 mod audit_log;
+mod inbox;
 mod posts;
 mod replay;
 pub mod routes;
@@ -26,6 +27,7 @@ use crate::audit::{Audit, AuditRecord, Category, DynamoAuditSink, Outcome};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::edge::{self, Caller, Problem};
+use crate::inbox::InboxStore;
 use crate::pipeline::idempotency::IdempotencyStore;
 use crate::pipeline::intake::IntakeDeps;
 use crate::pipeline::scheduler::SweepSettings;
@@ -53,6 +55,7 @@ pub struct Api {
     pub users: Users,
     pub accounts: AccountStore,
     pub posts: PostsStore,
+    pub inbox: InboxStore,
     pub intake: IntakeDeps,
     pub idempotency: IdempotencyStore,
     pub audit: Audit,
@@ -106,6 +109,7 @@ impl Api {
                 config.resource(Resource::IdempotencyTable)?,
                 IDEMPOTENCY_KEYS_KEPT,
             ),
+            inbox: InboxStore::new(dynamodb.clone(), config.resource(Resource::InboxTable)?),
             audit: Audit::from_config(dynamodb.clone(), &config)?,
             audit_sink: DynamoAuditSink::new(
                 dynamodb.clone(),
@@ -220,6 +224,7 @@ impl Api {
             RevokeAccount => admin::revoke(self, ctx).await,
             RotateSecret => admin::rotate(self, ctx, req).await,
             VerifyAudit => admin::verify(self, ctx, req).await,
+            Inbox => inbox::list(self, ctx, req).await,
         }
     }
 

@@ -377,6 +377,36 @@ pub(super) async fn cancel(api: &Api, ctx: &Ctx<'_>) -> Result<Response<Body>, P
     }
 }
 
+/// A listing's `account` query parameter: a Threads user id, when given.
+pub(super) fn account_param(req: &Request) -> Result<Option<AccountId>, Problem> {
+    edge::query(req, "account")
+        .map(|raw| {
+            AccountId::parse(&raw).map_err(|_| {
+                Problem::bad_request("invalid_parameter", "account is a Threads user id")
+                    .with_field("account")
+            })
+        })
+        .transpose()
+}
+
+/// A listing's `limit` query parameter: 1 to [`MAX_PAGE`], [`DEFAULT_PAGE`] when absent.
+pub(super) fn page_limit(req: &Request) -> Result<i32, Problem> {
+    match edge::query(req, "limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => raw
+            .parse::<i32>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "invalid_parameter",
+                    format!("limit is a number from 1 to {MAX_PAGE}"),
+                )
+                .with_field("limit")
+            }),
+    }
+}
+
 /// `GET /v1/posts?status=&account=&limit=&cursor=`: the caller's storms, newest first.
 pub(super) async fn list(
     api: &Api,
@@ -395,28 +425,8 @@ pub(super) async fn list(
             })
         })
         .transpose()?;
-    let account = edge::query(req, "account")
-        .map(|raw| {
-            AccountId::parse(&raw).map_err(|_| {
-                Problem::bad_request("invalid_parameter", "account is a Threads user id")
-                    .with_field("account")
-            })
-        })
-        .transpose()?;
-    let limit = match edge::query(req, "limit") {
-        None => DEFAULT_PAGE,
-        Some(raw) => raw
-            .parse::<i32>()
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| {
-                Problem::bad_request(
-                    "invalid_parameter",
-                    format!("limit is a number from 1 to {MAX_PAGE}"),
-                )
-                .with_field("limit")
-            })?,
-    };
+    let account = account_param(req)?;
+    let limit = page_limit(req)?;
     let after = edge::query(req, "cursor")
         .map(|raw| {
             ListAfter::decode(&raw).ok_or_else(|| {

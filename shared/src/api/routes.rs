@@ -28,6 +28,7 @@ pub enum RouteId {
     RevokeAccount,
     RotateSecret,
     VerifyAudit,
+    Inbox,
 }
 
 /// Whose resource a route touches, known before or after loading it.
@@ -200,6 +201,7 @@ pub static ROUTES: &[Route] = &[
         Scope::System,
     ),
     // --- end of bulk, analytics, audit log, administration ---
+    route(RouteId::Inbox, "GET", "/v1/inbox", Action::Read, Scope::Own),
 ];
 
 /// Path parameters of a matched route, in pattern order.

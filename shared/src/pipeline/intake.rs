@@ -168,6 +168,7 @@ pub async fn submit(
                 content,
                 media_id: None,
                 permalink: None,
+                deleted_at: None,
             })
             .collect(),
         status: if scheduled.is_some() {

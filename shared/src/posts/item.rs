@@ -3,6 +3,9 @@
 //! `pk = storm#<id>`: `sk = storm` holds the storm, `sk = part#<nnn>` each part, so one Query reads
 //! a storm whole. `gsi1` lists an owner's storms newest first; `gsi2` is the sparse sweep index,
 //! present only while the scheduler must look at the storm (scheduled, queued, deferred).
+//! `ByMedia` (keys only) finds a part by its Threads media id, for Meta's webhooks. Beside the
+//! storms, `pk = uncertain#<account>` holds the account's parts whose publish the poster could
+//! not confirm, until a `publish` webhook or the poster itself settles them.
 
 use std::collections::HashMap;
 
@@ -35,9 +38,24 @@ pub(crate) const PERMALINK: &str = "permalink";
 pub(crate) const UPDATED_AT: &str = "updated_at";
 pub(crate) const OWNER: &str = "owner_user_id";
 pub(crate) const DUE_AT: &str = "due_at";
+/// On a part (and on the storm item for its first part): when Threads said it was deleted.
+pub(crate) const DELETED_AT: &str = "deleted_at";
+/// On a part whose media id came from Meta's `publish` webhook rather than from the poster.
+pub(crate) const RECONCILED_AT: &str = "reconciled_at";
 
 pub(crate) const INDEX_BY_OWNER: &str = "ByOwner";
 pub(crate) const INDEX_BY_SWEEP: &str = "BySweep";
+/// Keys only, on `media_id`: which part (and storm item) a Threads media id belongs to.
+pub(crate) const INDEX_BY_MEDIA: &str = "ByMedia";
+
+/// The partition of an account's uncertain parts (see [`super::store::UncertainPart`]).
+pub(crate) fn uncertain_pk(account: &AccountId) -> String {
+    format!("uncertain#{account}")
+}
+
+pub(crate) fn uncertain_sk(id: &StormId, index: usize) -> String {
+    format!("{}#{}", pk(id), part_sk(index))
+}
 
 pub(crate) fn pk(id: &StormId) -> String {
     format!("storm#{id}")
@@ -140,6 +158,9 @@ pub(crate) fn to_items(storm: &Storm, sweep_at: Option<i64>) -> Result<(Item, Ve
         if let Some(link) = &part.permalink {
             item.insert(PERMALINK.into(), s(link));
         }
+        if let Some(at) = part.deleted_at {
+            item.insert(DELETED_AT.into(), n(at));
+        }
         parts.push(item);
     }
     Ok((head, parts))
@@ -199,6 +220,7 @@ fn read_part(item: &Item) -> Result<Part, String> {
         content,
         media_id: opt_media(item)?,
         permalink: opt_string(item, PERMALINK),
+        deleted_at: opt_num(item, DELETED_AT)?,
     })
 }
 
@@ -276,6 +298,7 @@ mod tests {
                     content: PartContent::text(format!("part {index}")),
                     media_id: None,
                     permalink: None,
+                    deleted_at: None,
                 })
                 .collect(),
             status,

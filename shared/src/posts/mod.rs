@@ -12,6 +12,6 @@ pub use model::{
     Status, StatusName, Storm, StormId, StormKind,
 };
 pub use store::{
-    Created, Cursor, DueStorm, ListAfter, Moved, PartOutcome, PostsError, PostsStore, StormSummary,
-    Transition,
+    Created, Cursor, DueStorm, ListAfter, Moved, PartOutcome, PostsError, PostsStore, Recorded,
+    StormSummary, Transition, UNCERTAIN_KEPT_SECS, UncertainPart,
 };

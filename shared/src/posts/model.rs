@@ -248,6 +248,8 @@ pub struct Part {
     pub content: PartContent,
     pub media_id: Option<MediaId>,
     pub permalink: Option<String>,
+    /// When the post was deleted on Threads (Unix seconds), as Meta's `delete` webhook said.
+    pub deleted_at: Option<i64>,
 }
 
 /// Why a storm was refused before anything was published.

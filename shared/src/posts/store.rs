@@ -12,9 +12,11 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::item::{self, Corrupt};
-use super::model::{AccountId, MAX_PARTS, Status, StatusName, Storm, StormId, StormKind};
+use super::model::{
+    AccountId, MAX_PARTS, MediaType, Status, StatusName, Storm, StormId, StormKind,
+};
 use crate::store::{Item, StoreError, n, s};
-use crate::threads::MediaId;
+use crate::threads::{ContainerId, MediaId};
 
 /// A failure of the posts store: DynamoDB did not answer (retry), or an item is malformed.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,8 @@ pub struct StormSummary {
     pub status: Status,
     pub publish_at: Option<i64>,
     pub created_at: i64,
+    /// When its first part was deleted on Threads.
+    pub deleted_at: Option<i64>,
 }
 
 /// Where the next page of a listing starts (DynamoDB's LastEvaluatedKey).
@@ -161,6 +165,36 @@ impl ListAfter {
         );
         key
     }
+}
+
+/// A part whose publish the poster could not confirm: its container may be on Threads, but its
+/// media id is unknown (the publish answered 5xx, code 10 or timed out and the post could not be
+/// found again). Kept under the account until Meta's `publish` webhook or the poster settles it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UncertainPart {
+    pub storm_id: StormId,
+    pub index: usize,
+    pub container_id: Option<ContainerId>,
+    pub media_type: MediaType,
+    /// When its container was created (Unix seconds): a post published earlier is not it.
+    pub since: i64,
+    /// The media ids of the storm's parts published before it: Meta reports those too, perhaps
+    /// before the storm's end records them, and none of them is this part.
+    pub published_before: Vec<MediaId>,
+}
+
+/// How long an uncertain part is remembered: Meta retries a webhook for 36 hours.
+pub const UNCERTAIN_KEPT_SECS: i64 = 48 * 3600;
+
+/// The outcome of [`PostsStore::record_media`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The part now has this media id.
+    Recorded,
+    /// The part already had this media id: nothing changed.
+    Unchanged,
+    /// The part already has another media id (the poster's own, which wins), or is gone.
+    Refused,
 }
 
 /// What one part ended as on Threads, for [`PostsStore::finish`].
@@ -546,6 +580,7 @@ impl PostsStore {
                 status: item::read_status(it).map_err(corrupt)?,
                 publish_at: item::opt_num(it, "publish_at").map_err(corrupt)?,
                 created_at: item::num(it, "created_at").map_err(corrupt)?,
+                deleted_at: item::opt_num(it, item::DELETED_AT).map_err(corrupt)?,
                 id,
             });
         }
@@ -558,6 +593,244 @@ impl PostsStore {
                 id: last.id.clone(),
             });
         Ok((out, next))
+    }
+
+    /// Remembers `part` of `account` as uncertain (one PutItem; repeating it is harmless).
+    pub async fn mark_uncertain(
+        &self,
+        account: &AccountId,
+        part: &UncertainPart,
+        now: i64,
+    ) -> Result<(), PostsError> {
+        let mut it = Item::from([
+            (item::PK.to_owned(), s(item::uncertain_pk(account))),
+            (
+                item::SK.to_owned(),
+                s(item::uncertain_sk(&part.storm_id, part.index)),
+            ),
+            ("storm_id".to_owned(), s(part.storm_id.as_str())),
+            ("index".to_owned(), n(part.index)),
+            ("media_type".to_owned(), s(media_type_name(part.media_type))),
+            ("since".to_owned(), n(part.since)),
+            (
+                "expires_at".to_owned(),
+                n(now.saturating_add(UNCERTAIN_KEPT_SECS)),
+            ),
+        ]);
+        if let Some(container) = &part.container_id {
+            it.insert("container_id".to_owned(), s(container.as_str()));
+        }
+        if !part.published_before.is_empty() {
+            let ids: Vec<&str> = part.published_before.iter().map(MediaId::as_str).collect();
+            it.insert("published_before".to_owned(), s(ids.join(",")));
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(it))
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("PutItem", e))?;
+        Ok(())
+    }
+
+    /// Forgets that a part was uncertain (settled by the poster or a webhook).
+    pub async fn clear_uncertain(
+        &self,
+        account: &AccountId,
+        id: &StormId,
+        index: usize,
+    ) -> Result<(), PostsError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(item::PK, s(item::uncertain_pk(account)))
+            .key(item::SK, s(item::uncertain_sk(id, index)))
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("DeleteItem", e))?;
+        Ok(())
+    }
+
+    /// The account's uncertain parts that have not expired, in storm then part order.
+    pub async fn uncertain_parts(
+        &self,
+        account: &AccountId,
+        now: i64,
+    ) -> Result<Vec<UncertainPart>, PostsError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", item::PK)
+            .expression_attribute_values(":pk", s(item::uncertain_pk(account)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("Query", e))?;
+        let mut out = Vec::new();
+        for it in page.items() {
+            let read = || -> Result<Option<UncertainPart>, String> {
+                // TTL deletes late: an expired marker is already forgotten.
+                if item::opt_num(it, "expires_at")?.is_some_and(|at| at <= now) {
+                    return Ok(None);
+                }
+                Ok(Some(UncertainPart {
+                    storm_id: StormId::parse(&item::string(it, "storm_id")?)
+                        .map_err(|e| e.to_string())?,
+                    index: usize::try_from(item::num(it, "index")?)
+                        .map_err(|_| "negative part index")?,
+                    container_id: item::opt_string(it, "container_id")
+                        .map(|c| ContainerId::parse(&c).map_err(|e| e.to_string()))
+                        .transpose()?,
+                    media_type: parse_media_type(&item::string(it, "media_type")?)
+                        .ok_or("unknown media_type")?,
+                    since: item::num(it, "since")?,
+                    published_before: item::opt_string(it, "published_before")
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(|id| MediaId::parse(id).map_err(|e| e.to_string()))
+                        .collect::<Result<_, _>>()?,
+                }))
+            };
+            match read() {
+                Ok(Some(part)) => out.push(part),
+                Ok(None) => {}
+                Err(what) => tracing::error!(%what, "malformed uncertain-part marker skipped"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The parts that carry `media` (normally one), by the keys-only `ByMedia` index.
+    pub async fn parts_with_media(
+        &self,
+        media: &MediaId,
+    ) -> Result<Vec<(StormId, usize)>, PostsError> {
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(item::INDEX_BY_MEDIA)
+            .key_condition_expression("#m = :m")
+            .expression_attribute_names("#m", item::MEDIA_ID)
+            .expression_attribute_values(":m", s(media.as_str()))
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("Query", e))?;
+        let mut out = Vec::new();
+        for it in page.items() {
+            let pk = item::opt_string(it, item::PK).unwrap_or_default();
+            let sk = item::opt_string(it, item::SK).unwrap_or_default();
+            // The storm item carries its first part's media id too; the part says the same.
+            let (Some(id), Some(index)) = (
+                pk.strip_prefix("storm#")
+                    .and_then(|id| StormId::parse(id).ok()),
+                sk.strip_prefix("part#")
+                    .and_then(|i| i.parse::<usize>().ok()),
+            ) else {
+                continue;
+            };
+            out.push((id, index));
+        }
+        Ok(out)
+    }
+
+    /// Records `media` as part `index`'s media id, as Meta's `publish` webhook reported it, unless
+    /// the part already has one. The poster's own record (at the storm's end) overwrites it.
+    pub async fn record_media(
+        &self,
+        id: &StormId,
+        index: usize,
+        media: &MediaId,
+        permalink: Option<&str>,
+        now: i64,
+    ) -> Result<Recorded, PostsError> {
+        let mut expression = "SET #m = :m, #r = :now".to_owned();
+        let mut names = HashMap::from([
+            ("#pk".to_owned(), item::PK.to_owned()),
+            ("#m".to_owned(), item::MEDIA_ID.to_owned()),
+            ("#r".to_owned(), item::RECONCILED_AT.to_owned()),
+        ]);
+        let mut values = HashMap::from([
+            (":m".to_owned(), s(media.as_str())),
+            (":now".to_owned(), n(now)),
+        ]);
+        if let Some(link) = permalink {
+            expression.push_str(", #p = :p");
+            names.insert("#p".into(), item::PERMALINK.into());
+            values.insert(":p".into(), s(link));
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(item::key(id, &item::part_sk(index))))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#m)")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Recorded::Recorded),
+            Err(err) => match err.as_service_error() {
+                Some(
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(c),
+                ) => {
+                    let had = c
+                        .item()
+                        .and_then(|old| item::opt_string(old, item::MEDIA_ID));
+                    Ok(if had.as_deref() == Some(media.as_str()) {
+                        Recorded::Unchanged
+                    } else {
+                        Recorded::Refused
+                    })
+                }
+                _ => Err(self.sdk_error("UpdateItem", err).into()),
+            },
+        }
+    }
+
+    /// Marks part `index` deleted on Threads at `at` (and the storm item too for the first part,
+    /// so listings show it). Keeps the first time given: a repeated deletion changes nothing.
+    pub async fn mark_deleted(
+        &self,
+        id: &StormId,
+        index: usize,
+        at: i64,
+    ) -> Result<(), PostsError> {
+        let mut keys = vec![item::key(id, &item::part_sk(index))];
+        if index == 0 {
+            keys.push(item::key(id, item::STORM_SK));
+        }
+        for key in keys {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET #d = if_not_exists(#d, :at)")
+                .condition_expression("attribute_exists(#pk)")
+                .expression_attribute_names("#d", item::DELETED_AT)
+                .expression_attribute_names("#pk", item::PK)
+                .expression_attribute_values(":at", n(at))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                // The storm is gone (erased): nothing to mark.
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(self.sdk_error("UpdateItem", err).into()),
+            }
+        }
+        Ok(())
     }
 
     fn status_of(&self, id: &StormId, old: Option<Item>) -> Result<Option<Status>, Corrupt> {
@@ -585,6 +858,25 @@ impl PostsStore {
     {
         self.error(operation, DisplayErrorContext(err))
     }
+}
+
+fn media_type_name(media_type: MediaType) -> &'static str {
+    match media_type {
+        MediaType::Text => "TEXT",
+        MediaType::Image => "IMAGE",
+        MediaType::Video => "VIDEO",
+        MediaType::Carousel => "CAROUSEL",
+    }
+}
+
+fn parse_media_type(name: &str) -> Option<MediaType> {
+    Some(match name {
+        "TEXT" => MediaType::Text,
+        "IMAGE" => MediaType::Image,
+        "VIDEO" => MediaType::Video,
+        "CAROUSEL" => MediaType::Carousel,
+        _ => return None,
+    })
 }
 
 /// An UpdateItem's expression, condition and placeholders.

@@ -1,5 +1,6 @@
-//! A storm as its owner sees it over the API: status with its data, and each part's place on
-//! Threads once published. Never the owner id or anything internal (version, sweep keys).
+//! A storm as its owner sees it over the API: status with its data, each part's place on Threads
+//! once published, and whether it was deleted there since. Never the owner id or anything
+//! internal (version, sweep keys).
 
 use serde_json::{Value, json};
 
@@ -45,10 +46,16 @@ pub fn storm_json(storm: &Storm) -> Value {
             if let Some(link) = &p.permalink {
                 part["permalink"] = json!(link);
             }
+            if let Some(at) = p.deleted_at {
+                part["deleted"] = json!(true);
+                part["deleted_at"] = json!(at);
+            }
             part
         }).collect::<Vec<_>>(),
     });
     merge_status(&mut out, &storm.status);
+    // The storm is known by its first part: once that is deleted on Threads, so is the post.
+    deleted(&mut out, storm.parts.first().and_then(|p| p.deleted_at));
     out
 }
 
@@ -63,7 +70,16 @@ pub fn summary_json(summary: &StormSummary) -> Value {
         "created_at": summary.created_at,
     });
     merge_status(&mut out, &summary.status);
+    deleted(&mut out, summary.deleted_at);
     out
+}
+
+/// `"deleted": true|false`, and `deleted_at` when it is.
+fn deleted(out: &mut Value, at: Option<i64>) {
+    out["deleted"] = json!(at.is_some());
+    if let Some(at) = at {
+        out["deleted_at"] = json!(at);
+    }
 }
 
 fn merge_status(out: &mut Value, status: &Status) {
@@ -89,6 +105,7 @@ mod tests {
                 content: PartContent::text("hi"),
                 media_id: None,
                 permalink: None,
+                deleted_at: None,
             }],
             status: Status::Failed(Reason::new("forbidden", "not yours")),
             publish_at: None,

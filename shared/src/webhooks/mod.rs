@@ -10,6 +10,7 @@
 
 pub mod delivery;
 pub mod handshake;
+pub mod reconcile;
 pub mod routes;
 pub mod signature;
 pub mod signed_request;

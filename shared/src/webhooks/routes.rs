@@ -3,7 +3,8 @@
 //!
 //! Every call is Meta's or claims to be: nothing is read, stored or changed before its signature
 //! holds (raw bytes, current or previous app secret). Deliveries are deduplicated per change for
-//! 37 hours (Meta retries for 36) and stored in the inbox of the account they concern; an unknown
+//! 37 hours (Meta retries for 36) and stored in the inbox of the account they concern; `publish`
+//! and `delete` changes also reconcile that account's posts ([`super::reconcile`]). An unknown
 //! account is accepted and dropped so Meta does not retry. A per-source-IP limit caps abuse.
 
 use std::collections::HashMap;
@@ -19,6 +20,7 @@ use sha2::{Digest, Sha256};
 
 use super::delivery::{self, Change, Delivery, Reply};
 use super::handshake::{self, HubQuery};
+use super::reconcile;
 use super::signature::{self, SignatureError};
 use super::signed_request::{self, CONFIRMATION_CODE_LEN, SignedRequest, SignedRequestError};
 use super::{MAX_BODY_BYTES, StatusCode};
@@ -27,6 +29,7 @@ use crate::audit::{Audit, AuditRecord, Category, Outcome};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Secret};
 use crate::edge::{self, Caller, Problem};
+use crate::posts::PostsStore;
 use crate::resources::Resource;
 use crate::secrets::{SecretReader, SecretVersions};
 use crate::store::{Condition, Conditional, Counted, Item, increment_below, n, put_if, s};
@@ -54,6 +57,7 @@ pub struct Webhooks {
     pub config: Config,
     pub accounts: AccountStore,
     pub users: Users,
+    pub posts: PostsStore,
     pub audit: Audit,
     pub secrets: Arc<SecretReader>,
     pub clock: Arc<dyn Clock>,
@@ -73,6 +77,8 @@ pub struct Webhooks {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Tally {
     stored: u64,
+    /// Publish and delete changes that changed a post.
+    reconciled: u64,
     duplicates: u64,
     unknown_accounts: u64,
     ignored: u64,
@@ -97,6 +103,7 @@ impl Webhooks {
                 config.resource(Resource::AccountsTable)?,
             ),
             users: Users::from_config(dynamodb.clone(), &config)?,
+            posts: PostsStore::new(dynamodb.clone(), config.resource(Resource::PostsTable)?),
             audit: Audit::from_config(dynamodb.clone(), &config)?,
             secrets: Arc::new(SecretReader::new(
                 deps.aws.secrets.clone(),
@@ -210,6 +217,7 @@ impl Webhooks {
         tracing::info!(
             changes = delivery.changes.len(),
             stored = tally.stored,
+            reconciled = tally.reconciled,
             duplicates = tally.duplicates,
             unknown_accounts = tally.unknown_accounts,
             ignored = tally.ignored,
@@ -220,6 +228,7 @@ impl Webhooks {
             &json!({
                 "received": delivery.changes.len(),
                 "stored": tally.stored,
+                "reconciled": tally.reconciled,
                 "duplicates": tally.duplicates,
                 "unknown_accounts": tally.unknown_accounts,
                 "ignored": tally.ignored,
@@ -286,6 +295,14 @@ impl Webhooks {
                     return Err(Problem::unavailable());
                 }
             }
+            match self.reconcile(&account_id, change, now).await {
+                Ok(changed) => tally.reconciled += u64::from(changed),
+                Err(e) => {
+                    tracing::error!(error = %e, change = %key, "reconciling a webhook change failed");
+                    self.release(&dedup_id).await;
+                    return Err(Problem::unavailable());
+                }
+            }
             let item = inbox_item(&account_id, change, now);
             let put = self
                 .dynamodb
@@ -296,19 +313,68 @@ impl Webhooks {
                 .await;
             if let Err(e) = put {
                 tracing::error!(error = %crate::aws::describe_error(&e), "storing a webhook change failed");
-                // Release the claim so Meta's retry stores the change instead of dropping it.
-                let _ = self
-                    .dynamodb
-                    .delete_item()
-                    .table_name(&self.idempotency_table)
-                    .key("id", s(&dedup_id))
-                    .send()
-                    .await;
+                self.release(&dedup_id).await;
                 return Err(Problem::unavailable());
             }
             tally.stored += 1;
         }
         Ok(tally)
+    }
+
+    /// Releases a change's dedup claim so that Meta's retry stores it instead of dropping it.
+    async fn release(&self, dedup_id: &str) {
+        let _ = self
+            .dynamodb
+            .delete_item()
+            .table_name(&self.idempotency_table)
+            .key("id", s(dedup_id))
+            .send()
+            .await;
+    }
+
+    /// Applies a `publish` or `delete` change to the account's posts (see [`reconcile`]);
+    /// whether a post changed.
+    async fn reconcile(
+        &self,
+        account_id: &UserId,
+        change: &Change,
+        now: i64,
+    ) -> Result<bool, crate::posts::PostsError> {
+        match change {
+            Change::Publish(publish) => {
+                let outcome = reconcile::publish(&self.posts, account_id, publish, now).await?;
+                match &outcome {
+                    reconcile::Published::Settled {
+                        storm_id,
+                        index,
+                        completed,
+                    } => {
+                        metrics::count(SERVICE, "webhook_publish_reconciled");
+                        tracing::info!(storm = %storm_id, part = index, completed, media = %publish.id, "uncertain part settled by the publish webhook");
+                        Ok(true)
+                    }
+                    reconcile::Published::Conflict { storm_id, index } => {
+                        tracing::warn!(storm = %storm_id, part = index, media = %publish.id, "publish webhook names another media id than the part has; left alone");
+                        Ok(false)
+                    }
+                    reconcile::Published::NoSingleMatch { candidates } => {
+                        tracing::warn!(candidates, media = %publish.id, "publish webhook matches no single uncertain part; left alone");
+                        Ok(false)
+                    }
+                    reconcile::Published::NothingUncertain | reconcile::Published::AlreadyKnown => {
+                        Ok(false)
+                    }
+                }
+            }
+            Change::Delete(delete) => {
+                let marked = reconcile::delete(&self.posts, account_id, delete, now).await?;
+                if marked > 0 {
+                    tracing::info!(parts = marked, media = %delete.id, "post marked deleted by the delete webhook");
+                }
+                Ok(marked > 0)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Reads and verifies a callback's `signed_request`; a refusal is audited as a security event.
@@ -719,6 +785,8 @@ fn concerned_account(change: &Change, delivery: &Delivery) -> Option<UserId> {
 }
 
 /// The inbox item for a change: newest first by `sk` = zero-padded Unix seconds `#` media id.
+/// Publish and delete changes (kept as a record of what Meta reported) sort under `post#`, apart
+/// from the replies and mentions that `GET /v1/inbox` reads.
 fn inbox_item(account_id: &UserId, change: &Change, now: i64) -> Item {
     let (field, id, timestamp) = match change {
         Change::Reply(r) => ("replies", r.id.as_str(), r.timestamp.as_deref()),
@@ -732,9 +800,16 @@ fn inbox_item(account_id: &UserId, change: &Change, now: i64) -> Item {
         Change::Unknown(_) | Change::Malformed { .. } => ("unknown", "", None),
     };
     let at = timestamp.and_then(threads_time).unwrap_or(now);
+    let prefix = match change {
+        Change::Reply(_) | Change::Mention(_) => "",
+        _ => crate::inbox::RECORD_PREFIX,
+    };
     let mut item = Item::from([
         ("account_id".to_owned(), s(account_id.as_str())),
-        ("sk".to_owned(), s(format!("{:011}#{id}", at.max(0)))),
+        (
+            "sk".to_owned(),
+            s(format!("{prefix}{:011}#{id}", at.max(0))),
+        ),
         ("field".to_owned(), s(field)),
         ("id".to_owned(), s(id)),
         ("received_at".to_owned(), n(now)),
@@ -784,7 +859,7 @@ fn reply_fields(r: &Reply, text: &mut impl FnMut(&str, Option<&str>)) {
 }
 
 /// Threads' `2024-09-12T23:17:39+0000` as Unix seconds.
-fn threads_time(text: &str) -> Option<i64> {
+pub(crate) fn threads_time(text: &str) -> Option<i64> {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second][offset_hour sign:mandatory][offset_minute]"
     );

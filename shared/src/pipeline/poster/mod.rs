@@ -345,6 +345,7 @@ async fn one(
             index: part.index,
             content: &part.content,
             parent: published.last().map(|p| &p.media_id),
+            earlier: &published,
             deadline_ms,
             now,
         };

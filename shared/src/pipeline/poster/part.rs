@@ -5,7 +5,9 @@
 //! retrying "not ready" (4279009) on the same container; complete the record with the media id.
 //! Whenever the outcome of a publish is unknown (5xx, code 10, timeout, a crash before the
 //! record was completed) the container's status is read first: PUBLISHED means done, and the
-//! media id is found again in the account's posts or the parent's replies.
+//! media id is found again in the account's posts or the parent's replies. When it cannot be
+//! found, the part is marked uncertain in the PostsTable so that Meta's `publish` webhook can
+//! report the media id (see `webhooks::reconcile`); the next attempt uses that id.
 
 use std::future::Future;
 use std::time::Duration;
@@ -15,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use super::PosterDeps;
 use crate::clock::EpochMillis;
 use crate::pipeline::idempotency::{Begin, Fenced, IdempotencyKey, OwnerToken, PayloadHash};
-use crate::posts::{MediaType, PartContent, Reason, Storm};
+use crate::pipeline::results::PublishedPart;
+use crate::posts::{MediaType, PartContent, Reason, Storm, UncertainPart};
 use crate::threads::{
     AccessToken, ContainerId, ContainerStatus, ListThreads, MediaId, NewContainer, ThreadsError,
     ThreadsMedia, UserId, backoff_between,
@@ -60,6 +63,8 @@ pub(super) struct PartJob<'a> {
     pub content: &'a PartContent,
     /// The previous part's media id: this part replies to it.
     pub parent: Option<&'a MediaId>,
+    /// The storm's parts published before this one (their media ids are never this part's).
+    pub earlier: &'a [PublishedPart],
     /// When the invocation ends (Unix ms): the idempotency record's in-progress deadline.
     pub deadline_ms: i64,
     pub now: i64,
@@ -119,9 +124,14 @@ impl PartJob<'_> {
             Begin::Acquired { owner, checkpoint } => (owner, checkpoint),
         };
         let saved = checkpoint.and_then(|raw| serde_json::from_str::<Checkpoint>(&raw).ok());
+        let resumed = saved.is_some();
 
         let outcome = match self.publish_from(&owner, saved).await {
             Ok(published) => {
+                if resumed {
+                    // An earlier attempt may have left the part marked uncertain: settled now.
+                    self.settled().await;
+                }
                 let data = serde_json::to_string(&published)
                     .map_err(|e| PartError::Retry(e.to_string()))?;
                 match ledger.complete(&key, &owner, &data, now).await {
@@ -160,12 +170,13 @@ impl PartJob<'_> {
         owner: &OwnerToken,
         saved: Option<Checkpoint>,
     ) -> Result<Published, PartError> {
+        let since = saved.as_ref().map_or(self.now, |s| s.created_at);
         let container = match saved {
             Some(saved) => {
                 let status = self.status(&saved.container_id).await?;
                 match status {
                     ContainerStatus::Published => {
-                        return self.recover(&saved.container_id).await;
+                        return self.recover(&saved.container_id, since).await;
                     }
                     ContainerStatus::Finished | ContainerStatus::InProgress => {
                         Some(saved.container_id)
@@ -182,14 +193,14 @@ impl PartJob<'_> {
             }
             None => None,
         };
-        let container = match container {
-            Some(c) => c,
-            None => self.create_and_checkpoint(owner).await?,
+        let (container, since) = match container {
+            Some(c) => (c, since),
+            None => (self.create_and_checkpoint(owner).await?, self.now),
         };
         if self.content.media_type != MediaType::Text {
             self.wait_until_ready(&container).await?;
         }
-        self.publish_same_container(&container).await
+        self.publish_same_container(&container, since).await
     }
 
     async fn create_and_checkpoint(&self, owner: &OwnerToken) -> Result<ContainerId, PartError> {
@@ -328,6 +339,7 @@ impl PartJob<'_> {
     async fn publish_same_container(
         &self,
         container: &ContainerId,
+        since: i64,
     ) -> Result<Published, PartError> {
         let settings = &self.deps.settings;
         let threads = &self.deps.threads;
@@ -350,8 +362,15 @@ impl PartJob<'_> {
                 Err(ThreadsError::RetrySameContainer { reason, .. }) => last = reason,
                 Err(ThreadsError::UncertainPublish { reason, .. }) => {
                     // It may have gone through: the container says.
-                    match self.status(container).await? {
-                        ContainerStatus::Published => return self.recover(container).await,
+                    let status = match self.status(container).await {
+                        Ok(status) => status,
+                        Err(e) => {
+                            self.mark_uncertain(container, since).await;
+                            return Err(e);
+                        }
+                    };
+                    match status {
+                        ContainerStatus::Published => return self.recover(container, since).await,
                         ContainerStatus::Finished | ContainerStatus::InProgress => {
                             only_not_ready = false;
                             last = reason;
@@ -404,8 +423,78 @@ impl PartJob<'_> {
     }
 
     /// A PUBLISHED container's media id, found among the account's posts (first part) or the
-    /// parent's replies (later parts) by its text.
-    async fn recover(&self, container: &ContainerId) -> Result<Published, PartError> {
+    /// parent's replies (later parts) by its text; failing that, the media id Meta's `publish`
+    /// webhook reported for this part while it was uncertain. If neither is known the part is
+    /// marked uncertain, so that webhook can settle it.
+    async fn recover(&self, container: &ContainerId, since: i64) -> Result<Published, PartError> {
+        let looked_up = self.find_published(container).await;
+        if let Ok(Some(found)) = looked_up {
+            return Ok(found);
+        }
+        if let Some(found) = self.reported_by_webhook(container) {
+            return Ok(found);
+        }
+        self.mark_uncertain(container, since).await;
+        Err(match looked_up {
+            Err(e) => e,
+            Ok(_) => PartError::Retry(format!(
+                "part {}: container {container} is PUBLISHED but its post is not listed yet",
+                self.index + 1
+            )),
+        })
+    }
+
+    /// The media id a `publish` webhook recorded on this part (see `webhooks::reconcile`).
+    fn reported_by_webhook(&self, container: &ContainerId) -> Option<Published> {
+        let part = self.storm.parts.get(self.index)?;
+        let media_id = part.media_id.clone()?;
+        tracing::info!(part = self.index, media = %media_id, "published container settled by the publish webhook");
+        Some(Published {
+            media_id,
+            container_id: Some(container.clone()),
+            permalink: part.permalink.clone(),
+        })
+    }
+
+    /// Remembers this part as uncertain, best effort: without the mark only the webhook's help
+    /// is lost, and the poster keeps looking for the post itself.
+    async fn mark_uncertain(&self, container: &ContainerId, since: i64) {
+        let part = UncertainPart {
+            storm_id: self.storm.id.clone(),
+            index: self.index,
+            container_id: Some(container.clone()),
+            media_type: self.content.media_type,
+            since,
+            published_before: self.earlier.iter().map(|p| p.media_id.clone()).collect(),
+        };
+        if let Err(e) = self
+            .deps
+            .posts
+            .mark_uncertain(&self.storm.account_id, &part, self.now)
+            .await
+        {
+            tracing::warn!(error = %e, part = self.index, "uncertain part not marked");
+        }
+    }
+
+    /// Forgets an uncertain mark once the part is published, best effort (a stale mark on a part
+    /// with a media id is ignored by the webhook).
+    async fn settled(&self) {
+        if let Err(e) = self
+            .deps
+            .posts
+            .clear_uncertain(&self.storm.account_id, &self.storm.id, self.index)
+            .await
+        {
+            tracing::warn!(error = %e, part = self.index, "uncertain mark not cleared");
+        }
+    }
+
+    /// The post this container became, looked up on Threads by its text.
+    async fn find_published(
+        &self,
+        container: &ContainerId,
+    ) -> Result<Option<Published>, PartError> {
         let threads = &self.deps.threads;
         let text = self.content.text.as_deref().unwrap_or_default();
         let matches = |m: &ThreadsMedia| m.text.as_deref().unwrap_or_default() == text;
@@ -431,21 +520,18 @@ impl PartJob<'_> {
             // Newest first: the oldest match is the one this container became.
             if let Some(found) = page.data.iter().rev().find(|m| matches(m)) {
                 tracing::info!(part = self.index, media = %found.id, "published container recovered");
-                return Ok(Published {
+                return Ok(Some(Published {
                     media_id: found.id.clone(),
                     container_id: Some(container.clone()),
                     permalink: found.permalink.clone(),
-                });
+                }));
             }
             match page.next_cursor() {
                 Some(next) => after = Some(next.to_owned()),
                 None => break,
             }
         }
-        Err(PartError::Retry(format!(
-            "part {}: container {container} is PUBLISHED but its post is not listed yet",
-            self.index + 1
-        )))
+        Ok(None)
     }
 
     /// Runs `call`, retrying transient failures with backoff a bounded number of times.
