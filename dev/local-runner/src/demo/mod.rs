@@ -313,13 +313,23 @@ pub async fn run(runner: &Runner, emulator: &Emulator) -> Result<Report, DemoErr
         ),
         None => None,
     };
-    let inbox = inbox_items(runner).await;
+    // The storm's author reads it in their inbox.
+    let inbox = api
+        .call(&sessions[0], Method::GET, "/v1/inbox", None, None)
+        .await?;
+    let items = inbox.body["items"].as_array().cloned().unwrap_or_default();
     checks.push(check(
-        "a signed webhook delivery is verified and stored once",
-        webhook.as_ref().is_some_and(|w| w.delivered == 2) && inbox == 1,
+        "a signed webhook reply is verified, stored once and read in the author's inbox",
+        webhook.as_ref().is_some_and(|w| w.delivered == 2)
+            && items.len() == 1
+            && items[0]["text"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("Trust thyself")),
         format!(
-            "{} deliveries answered 200 (the second a duplicate); {inbox} item stored",
-            webhook.as_ref().map_or(0, |w| w.delivered)
+            "{} deliveries answered 200 (the second a duplicate); GET /v1/inbox {} with {} item(s)",
+            webhook.as_ref().map_or(0, |w| w.delivered),
+            inbox.status,
+            items.len()
         ),
     ));
 
@@ -732,17 +742,4 @@ async fn aws_counts(endpoint: &str) -> BTreeMap<String, BTreeMap<String, u64>> {
 async fn reset_aws_counts(endpoint: &str) {
     let url = format!("{}/_threadstorm/requests", endpoint.trim_end_matches('/'));
     let _ = reqwest::Client::new().delete(url).send().await;
-}
-
-/// Items in the InboxTable.
-async fn inbox_items(runner: &Runner) -> usize {
-    let Ok(table) = runner.stack().reference("InboxTable") else {
-        return 0;
-    };
-    aws_sdk_dynamodb::Client::new(&runner.sdk_config())
-        .scan()
-        .table_name(table)
-        .send()
-        .await
-        .map_or(0, |out| out.items().len())
 }
