@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use local_stack::testing::TestStack;
 use local_stack::{Moto, Stack, StackOptions, Template};
 use serde_json::{Value, json};
-use threadstorm::resources::{Access, FUNCTIONS, FunctionSpec, Kind, Resource};
+use threadstorm::resources::{Access, FUNCTIONS, FunctionSpec, Kind, Resource, SECRET_ROTATION};
 
 fn template() -> Template {
     Template::load_workspace().expect("template.yaml loads")
@@ -242,10 +242,22 @@ fn each_function_gets_exactly_the_resources_it_reads_and_is_granted_exactly_thos
                 );
             }
         }
-        let granted = refs(&Value::Array(policies));
+        // Starting a rotation (RotateSecret) also needs lambda:InvokeFunction on the rotation
+        // function, which Secrets Manager then invokes: granted with StartRotation, and only then.
+        let starts_rotation = spec.needs.iter().any(|n| n.access == Access::StartRotation);
+        let policies = Value::Array(policies);
+        let invokes_rotation = serde_json::to_string(&policies)
+            .unwrap()
+            .contains("lambda:InvokeFunction");
+        assert_eq!(
+            starts_rotation, invokes_rotation,
+            "{}: lambda:InvokeFunction on the rotation function goes with StartRotation",
+            spec.name
+        );
+        let granted = refs(&policies);
         for id in granted {
             assert!(
-                needed.contains(&id),
+                needed.contains(&id) || (starts_rotation && id == SECRET_ROTATION.logical_id),
                 "{}: granted {id}, which it does not declare",
                 spec.name
             );
