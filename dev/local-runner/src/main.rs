@@ -43,7 +43,8 @@ struct Invoke {
     /// The event file; `{{placeholders}}` are filled from the seeded stack (events/README.md).
     #[arg(long)]
     event: PathBuf,
-    /// Port of the API Gateway front on 127.0.0.1 (the OAuth flow that seeds the stack uses it).
+    /// Port of the API Gateway front on 127.0.0.1 (the OAuth flow that seeds the stack uses it;
+    /// a fixed port, not 0: the redirect URI registered with the emulator names it).
     #[arg(long, default_value_t = 3000)]
     port: u16,
     /// Cargo profile to build the function binaries with.
