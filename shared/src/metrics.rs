@@ -143,7 +143,9 @@ impl Metric {
             Metric::PublishFailures | Metric::PostsPublished => &["result-sink"],
             Metric::PublishLatencyMs => &["poster"],
             Metric::PostsDeferred => &["gate"],
-            Metric::PostsRejected | Metric::DedupeHits => &["dedupe"],
+            // The dedupe stage refuses by content; the gate refuses a storm no quota can ever fit.
+            Metric::PostsRejected => &["dedupe", "gate"],
+            Metric::DedupeHits => &["dedupe"],
         }
     }
 }

@@ -19,6 +19,7 @@
 pub mod apigw;
 pub mod binaries;
 pub mod demo;
+pub mod events;
 pub mod functions;
 pub mod invocation;
 pub mod process;

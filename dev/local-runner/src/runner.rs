@@ -68,6 +68,9 @@ pub struct RunnerOptions {
     pub schedule_speedup: f64,
     /// Fire the schedules by themselves (they can always be fired with [`Runner::fire_schedule`]).
     pub run_schedules: bool,
+    /// Poll the queues (the SQS event source mappings). Off, messages stay on their queues and
+    /// functions run only when invoked ([`Runner::invoke`]) — for replaying sample events.
+    pub run_mappings: bool,
     /// Only these functions (logical ids or binary names); all when `None`.
     pub functions: Option<Vec<String>>,
     /// More environment, by function logical id or binary name, or `*` for every function.
@@ -93,6 +96,7 @@ impl Default for RunnerOptions {
             api_port: 0,
             schedule_speedup: 1.0,
             run_schedules: true,
+            run_mappings: true,
             functions: None,
             extra_env: BTreeMap::new(),
             function_logs: FunctionLogs::Stderr,
@@ -252,7 +256,9 @@ impl Runner {
         }
 
         runner.start_front(options.api_port).await?;
-        runner.start_mappings(&sdk, &shutdown_rx);
+        if options.run_mappings {
+            runner.start_mappings(&sdk, &shutdown_rx);
+        }
         runner.start_schedules(&options, &shutdown_rx);
         Ok(runner)
     }

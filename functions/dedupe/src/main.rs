@@ -1,6 +1,6 @@
 //! Pipeline stage: content policy and 24-hour duplicate check.
 
-use lambda_runtime::{Error, run, service_fn};
+use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use threadstorm::pipeline::dedupe::{DedupeDeps, lambda};
 use threadstorm::{resources, runtime};
 
@@ -8,5 +8,9 @@ use threadstorm::{resources, runtime};
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::DEDUPE).await?;
     let stage = DedupeDeps::from_runtime(&deps)?;
-    run(service_fn(|event| lambda(&stage, event))).await
+    run(service_fn(|event: LambdaEvent<_>| {
+        let context = event.context.clone();
+        runtime::in_invocation(deps.function.name, &context, lambda(&stage, event))
+    }))
+    .await
 }

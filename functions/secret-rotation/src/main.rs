@@ -9,8 +9,10 @@ async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::SECRET_ROTATION).await?;
     let rotator = Rotator::from_deps(&deps)?;
     run(service_fn(|event: LambdaEvent<RotationEvent>| {
+        let context = event.context.clone();
         let rotator = &rotator;
-        async move { rotator.handle(&event.payload).await }
+        let work = async move { rotator.handle(&event.payload).await };
+        runtime::in_invocation(deps.function.name, &context, work)
     }))
     .await
 }

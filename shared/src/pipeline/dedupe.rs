@@ -16,6 +16,7 @@ use super::stage::{
     BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch, to_lambda, unix_now,
 };
 use crate::config::ConfigError;
+use crate::metrics::{Metric, Metrics};
 use crate::policy::{ContentPolicy, PostDraft, content_fingerprint};
 use crate::posts::{
     AccountId, Moved, PartContent, PostsStore, Reason, Status, StatusName, Storm, StormId,
@@ -134,13 +135,16 @@ async fn one(
 
     if let Err(rejected) = deps.rules.check(&storm_contents(&storm)) {
         tracing::info!(storm = %storm.id, code = %rejected.code, "storm refused by the content policy");
-        reject(
+        if reject(
             &deps.posts,
             &storm,
             Reason::new(rejected.code, rejected.reason),
             now,
         )
-        .await?;
+        .await?
+        {
+            count_refusal(Metrics::new(SERVICE), Refusal::Policy);
+        }
         return Ok(vec![]);
     }
 
@@ -159,7 +163,9 @@ async fn one(
                      until 24 hours after the first one."
                 ),
             );
-            reject(&deps.posts, &storm, reason, now).await?;
+            if reject(&deps.posts, &storm, reason, now).await? {
+                count_refusal(Metrics::new(SERVICE), Refusal::Duplicate);
+            }
             Ok(vec![])
         }
     }
@@ -198,7 +204,32 @@ fn storm_contents(storm: &Storm) -> Vec<PartContent> {
     storm.parts.iter().map(|p| p.content.clone()).collect()
 }
 
-async fn reject(posts: &PostsStore, storm: &Storm, reason: Reason, now: i64) -> Result<(), Retry> {
+const SERVICE: &str = "dedupe";
+
+/// Why the stage refused a storm, for its metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    Policy,
+    Duplicate,
+}
+
+/// Counts one refused storm in `metrics`: `posts_rejected`, and `dedupe_hits` for a duplicate.
+/// Written when `metrics` is dropped (returned here so tests can read the documents).
+fn count_refusal(mut metrics: Metrics, refusal: Refusal) -> Metrics {
+    metrics.put(Metric::PostsRejected, 1.0);
+    if refusal == Refusal::Duplicate {
+        metrics.put(Metric::DedupeHits, 1.0);
+    }
+    metrics
+}
+
+/// Moves the storm to `rejected`; true when this call moved it (a redelivery finds it moved).
+async fn reject(
+    posts: &PostsStore,
+    storm: &Storm,
+    reason: Reason,
+    now: i64,
+) -> Result<bool, Retry> {
     let moved = posts
         .transition(
             &storm.id,
@@ -209,8 +240,9 @@ async fn reject(posts: &PostsStore, storm: &Storm, reason: Reason, now: i64) -> 
         .map_err(|e| Retry(e.to_string()))?;
     if let Moved::Stale { current } = moved {
         tracing::info!(storm = %storm.id, ?current, "storm moved on meanwhile; not rejected");
+        return Ok(false);
     }
-    Ok(())
+    Ok(true)
 }
 
 enum Claim {
@@ -287,5 +319,27 @@ async fn claim(
         Conditional::Written => Ok(Claim::Ours),
         // Another storm took it over first: retry, and the next attempt sees who holds it.
         Conditional::Lost { .. } => Err(Retry(format!("dedup record {key} changed hands"))),
+    }
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_storm_counts_posts_rejected_and_a_duplicate_also_a_dedupe_hit() {
+        let policy = count_refusal(Metrics::detached(SERVICE), Refusal::Policy).documents(0);
+        assert_eq!(policy.len(), 1);
+        assert_eq!(policy[0]["service"], "dedupe");
+        assert_eq!(policy[0]["posts_rejected"], 1);
+        assert!(policy[0].get("dedupe_hits").is_none());
+
+        let duplicate = count_refusal(Metrics::detached(SERVICE), Refusal::Duplicate).documents(0);
+        assert_eq!(duplicate.len(), 1);
+        assert_eq!(duplicate[0]["posts_rejected"], 1);
+        assert_eq!(duplicate[0]["dedupe_hits"], 1);
+        for metric in [Metric::PostsRejected, Metric::DedupeHits] {
+            assert!(metric.emitted_by().contains(&SERVICE));
+        }
     }
 }

@@ -18,6 +18,7 @@ use super::stage::{
 };
 use crate::clock::EpochMillis;
 use crate::config::ConfigError;
+use crate::metrics::{Metric, Metrics};
 use crate::posts::{Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition};
 use crate::resources::Resource;
 use crate::runtime;
@@ -142,7 +143,9 @@ async fn one(
             .filter(|u| *u > now)
             .unwrap_or(now + deps.pause_recheck_secs);
         tracing::info!(storm = %storm.id, not_before, "publishing is paused; storm deferred");
-        defer(&deps.posts, &storm, not_before, now).await?;
+        if defer(&deps.posts, &storm, not_before, now).await? {
+            count_deferral(Metrics::new(SERVICE), Deferral::Paused);
+        }
         return Ok(vec![]);
     }
     let demand = storm.quota_cost();
@@ -162,7 +165,9 @@ async fn one(
         Reserve::Deferred { not_before, limit } => {
             let not_before = not_before.ceil_seconds().get();
             tracing::info!(storm = %storm.id, not_before, limit = limit.as_str(), ?demand, "no capacity; storm deferred");
-            defer(&deps.posts, &storm, not_before, now).await?;
+            if defer(&deps.posts, &storm, not_before, now).await? {
+                count_deferral(Metrics::new(SERVICE), Deferral::NoCapacity);
+            }
             Ok(vec![])
         }
         Reserve::NeverFits {
@@ -187,21 +192,53 @@ async fn one(
                 )
                 .await
                 .map_err(|e| Retry(e.to_string()))?;
-            if let Moved::Stale { current } = moved {
-                tracing::info!(storm = %storm.id, ?current, "storm moved on meanwhile; not rejected");
+            match moved {
+                Moved::Stale { current } => {
+                    tracing::info!(storm = %storm.id, ?current, "storm moved on meanwhile; not rejected");
+                }
+                Moved::Moved => {
+                    Metrics::new(SERVICE).put(Metric::PostsRejected, 1.0);
+                }
             }
             Ok(vec![])
         }
     }
 }
 
+const SERVICE: &str = "gate";
+
+/// Why the gate deferred a storm: a property of its `posts_deferred` document, never a dimension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Deferral {
+    Paused,
+    NoCapacity,
+}
+
+impl Deferral {
+    fn as_str(self) -> &'static str {
+        match self {
+            Deferral::Paused => "paused",
+            Deferral::NoCapacity => "no_capacity",
+        }
+    }
+}
+
+/// Counts one deferred storm in `metrics` (written when it is dropped; returned for tests).
+fn count_deferral(mut metrics: Metrics, why: Deferral) -> Metrics {
+    metrics
+        .put(Metric::PostsDeferred, 1.0)
+        .property("deferred_because", why.as_str());
+    metrics
+}
+
 /// Moves a queued storm to `deferred` until `not_before`, on the sweep index at that time.
+/// True when this call moved it (a redelivery finds it moved already).
 pub(crate) async fn defer(
     posts: &PostsStore,
     storm: &Storm,
     not_before: i64,
     now: i64,
-) -> Result<(), Retry> {
+) -> Result<bool, Retry> {
     let moved = posts
         .transition(
             &storm.id,
@@ -217,8 +254,9 @@ pub(crate) async fn defer(
         .map_err(|e| Retry(e.to_string()))?;
     if let Moved::Stale { current } = moved {
         tracing::info!(storm = %storm.id, ?current, "storm moved on meanwhile; not deferred");
+        return Ok(false);
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Sets the kill switch (the admin API's pause and resume): `Paused` with an optional end, or
@@ -286,4 +324,29 @@ pub async fn kill_switch(deps: &GateDeps, now: i64) -> Result<KillSwitch, StoreE
         (true, Some(until)) if until <= now => KillSwitch::Running,
         (true, until) => KillSwitch::Paused { until },
     })
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+
+    #[test]
+    fn a_deferred_storm_counts_posts_deferred_with_the_reason_as_a_property() {
+        for (why, text) in [
+            (Deferral::Paused, "paused"),
+            (Deferral::NoCapacity, "no_capacity"),
+        ] {
+            let docs = count_deferral(Metrics::detached(SERVICE), why).documents(0);
+            assert_eq!(docs.len(), 1);
+            assert_eq!(docs[0]["service"], "gate");
+            assert_eq!(docs[0]["posts_deferred"], 1);
+            assert_eq!(docs[0]["deferred_because"], text);
+            assert_eq!(
+                docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+                serde_json::json!([["service"]]),
+                "the reason is never a dimension"
+            );
+        }
+        assert!(Metric::PostsDeferred.emitted_by().contains(&SERVICE));
+    }
 }

@@ -32,6 +32,13 @@ pub struct Session {
     token: String,
 }
 
+impl Session {
+    /// The bearer token (`Authorization: Bearer <token>`).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
 /// An answer from the API.
 #[derive(Debug, Clone)]
 pub struct Answer {

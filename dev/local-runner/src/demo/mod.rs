@@ -4,7 +4,7 @@
 //! resubmitted duplicate, an over-length post, a post with a prohibited term, an idempotent
 //! retry and a signed webhook delivery — until everything settles. Then a report with checks.
 
-mod client;
+pub mod client;
 pub mod report;
 
 use std::collections::{BTreeMap, BTreeSet};

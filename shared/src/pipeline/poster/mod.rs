@@ -34,6 +34,7 @@ use super::stage::{
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
 use crate::audit::Audit;
 use crate::config::ConfigError;
+use crate::metrics::{Metric, Metrics};
 use crate::posts::{
     AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
 };
@@ -408,7 +409,30 @@ async fn one(
             }
         }
     }
+    count_publish_latency(Metrics::new(SERVICE), &storm, now_ms());
     finish(Outcome::Published { parts: published })
+}
+
+const SERVICE: &str = "poster";
+
+/// How long a published storm waited: from when it was due — its `publish_at`, or its creation
+/// when it was for "now" — to its last part being published, in milliseconds.
+fn publish_latency_ms(storm: &Storm, published_ms: i64) -> f64 {
+    let due = storm
+        .publish_at
+        .map_or(storm.created_at, |at| at.max(storm.created_at));
+    let waited = published_ms.saturating_sub(due.saturating_mul(1000)).max(0);
+    waited as f64
+}
+
+/// Records `publish_latency_ms` of a published storm in `metrics` (written when it is dropped;
+/// returned for tests).
+fn count_publish_latency(mut metrics: Metrics, storm: &Storm, published_ms: i64) -> Metrics {
+    metrics.put(
+        Metric::PublishLatencyMs,
+        publish_latency_ms(storm, published_ms),
+    );
+    metrics
 }
 
 /// The account, if the storm's owner may publish to it now; else the reason why not.
@@ -454,4 +478,61 @@ fn now_ms() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod metric_tests {
+    use super::*;
+    use crate::posts::{PartContent, StormKind};
+
+    fn storm(created_at: i64, publish_at: Option<i64>) -> Storm {
+        Storm {
+            id: StormId::new(),
+            kind: StormKind::Post,
+            owner_user_id: "user_1".into(),
+            account_id: AccountId::parse("17841400000000101").unwrap(),
+            parts: vec![crate::posts::Part {
+                index: 0,
+                content: PartContent::text("hello"),
+                media_id: None,
+                permalink: None,
+                deleted_at: None,
+            }],
+            status: Status::Publishing,
+            publish_at,
+            created_at,
+            updated_at: created_at,
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn publish_latency_runs_from_creation_or_from_the_scheduled_time() {
+        let now = storm(1_800_000_000, None);
+        assert_eq!(publish_latency_ms(&now, 1_800_000_002_500), 2_500.0);
+        let scheduled = storm(1_800_000_000, Some(1_800_000_060));
+        assert_eq!(publish_latency_ms(&scheduled, 1_800_000_061_000), 1_000.0);
+        // A publish_at before creation means "now"; a clock behind never gives a negative figure.
+        let past = storm(1_800_000_000, Some(1_700_000_000));
+        assert_eq!(publish_latency_ms(&past, 1_800_000_000_400), 400.0);
+        assert_eq!(publish_latency_ms(&now, 1_799_999_999_000), 0.0);
+    }
+
+    #[test]
+    fn a_published_storm_writes_publish_latency_ms_for_the_poster() {
+        let docs = count_publish_latency(
+            Metrics::detached(SERVICE),
+            &storm(1_800_000_000, None),
+            1_800_000_001_250,
+        )
+        .documents(0);
+        assert_eq!(docs.len(), 1);
+        assert_eq!(docs[0]["service"], "poster");
+        assert_eq!(docs[0]["publish_latency_ms"], 1250);
+        assert_eq!(
+            docs[0]["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Milliseconds"
+        );
+        assert!(Metric::PublishLatencyMs.emitted_by().contains(&SERVICE));
+    }
 }
