@@ -335,8 +335,6 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled_and_an_unknown_one_is_refused() {
-        let session_key = reference("SessionKeySecret")?;
-        self.start_rotation(&session_key).await?;
         let values = BTreeMap::from([("session".to_owned(), "abc".to_owned())]);
         assert_eq!(
             substitute("Bearer {{session}}!", &values).unwrap(),
