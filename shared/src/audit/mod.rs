@@ -760,6 +760,33 @@ pub fn redact_text(text: &str) -> String {
         i += 1;
     }
     out.push_str(&text[copied..]);
+    redact_threads_tokens(&out)
+}
+
+/// The shortest run of letters and digits starting `TH` that is taken for a Threads access token
+/// (Meta's are far longer); shorter words such as `THANKS` or `THREADSTORM` stay.
+pub const THREADS_TOKEN_MIN_CHARS: usize = 32;
+
+/// Removes anything shaped like a Threads access token (`TH` then letters and digits, at least
+/// [`THREADS_TOKEN_MIN_CHARS`] long) wherever it appears in free text, e.g. pasted into a reason.
+fn redact_threads_tokens(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric()) {
+        out.push_str(&rest[..start]);
+        let word = &rest[start..];
+        let len = word
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(word.len());
+        let (run, after) = word.split_at(len);
+        if run.starts_with("TH") && run.len() >= THREADS_TOKEN_MIN_CHARS {
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(run);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
     out
 }
 
@@ -798,6 +825,21 @@ mod tests {
     use super::*;
 
     const PLANTED: &str = "THplantedSECRET123";
+
+    #[test]
+    fn threads_token_shapes_are_redacted_in_free_text_and_short_words_stay() {
+        let token = "THAAGkZ8abcdefghijklmnopqrstuvwxyz0123456789";
+        let text = format!("paused: {token} was pasted (THANKS, THREADSTORM; ünïcode)");
+        let clean = redact_text(&text);
+        assert!(!clean.contains(token), "{clean}");
+        assert_eq!(
+            clean,
+            format!("paused: {REDACTED} was pasted (THANKS, THREADSTORM; ünïcode)")
+        );
+        let mut metadata = json!({"reason": format!("x {token}"), "list": [token]});
+        redact_value(&mut metadata);
+        assert!(!metadata.to_string().contains(token));
+    }
 
     #[test]
     fn secret_keys_are_redacted_at_any_depth_whatever_their_type() {
