@@ -202,39 +202,6 @@ impl Drop for RequestScope {
     }
 }
 
-/// The error a queue or schedule handler returns while its stage is not built: the runtime
-/// reports it, the batch is retried and, in the end, lands in the dead-letter queue — nothing is
-/// silently dropped or marked done.
-#[derive(Debug, thiserror::Error)]
-#[error("{function}: not implemented yet; nothing was processed")]
-pub struct NotImplemented {
-    pub function: &'static str,
-}
-
-impl From<NotImplemented> for lambda_runtime::Diagnostic {
-    fn from(err: NotImplemented) -> Self {
-        lambda_runtime::Diagnostic {
-            error_type: "NotImplemented".into(),
-            error_message: err.to_string(),
-        }
-    }
-}
-
-/// The answer of an HTTP function whose routes are not built yet: 501 as problem+json.
-pub fn not_implemented_response(function: &'static str) -> Response<Body> {
-    let body = serde_json::json!({
-        "type": "about:blank",
-        "title": "Not Implemented",
-        "status": 501,
-        "detail": format!("the {function} function is not implemented yet; nothing was done"),
-    });
-    crate::edge::secure(crate::edge::response(
-        501,
-        "application/problem+json",
-        body.to_string(),
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,7 +259,7 @@ fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// `local-runner: DedupeFunction 3.2 ms error NotImplemented · SQS IntakeQueue: 3 messages, …`
+/// `local-runner: DedupeFunction 3.2 ms error Unhandled · SQS IntakeQueue: 3 messages, …`
 fn line(record: &InvocationRecord) -> String {
     let outcome = match (&record.kind, &record.error) {
         (OutcomeKind::Ok, _) => "ok".to_owned(),
