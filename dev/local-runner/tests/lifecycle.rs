@@ -372,12 +372,9 @@ async fn the_real_api_function_starts_and_answers_through_the_front() {
     let client = reqwest::Client::new();
     let home = client.get(format!("{url}/")).send().await.unwrap();
     assert_eq!(home.status(), 200);
-    assert!(
-        home.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    let about: serde_json::Value = home.json().await.unwrap();
+    assert_eq!(about["name"], "ThreadStorm");
+    assert_eq!(about["disclaimers"].as_array().unwrap().len(), 3);
     // Without a session every /v1 route is a 401 problem.
     let response = client
         .get(format!("{url}/v1/posts?limit=5"))

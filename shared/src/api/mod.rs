@@ -139,14 +139,7 @@ impl Api {
     async fn route(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
         let path = edge::path(req);
         if path == "/" && req.method() == lambda_http::http::Method::GET {
-            return Ok(edge::response(
-                200,
-                "text/html; charset=utf-8",
-                product::page(
-                    product::NAME,
-                    "Publish posts and storms to Threads. The API lives under /v1.",
-                ),
-            ));
+            return Ok(about(req));
         }
         let (route, params) = match routes::find(req.method(), path) {
             Found::Route(route, params) => (route, params),
@@ -347,7 +340,7 @@ impl Api {
         }
     }
 
-    fn now(&self) -> i64 {
+    pub(crate) fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
     }
 }
@@ -412,4 +405,25 @@ fn invalid_time(name: &'static str) -> Problem {
         format!("{name} is an RFC 3339 time such as 2026-12-24T09:00:00Z, or Unix seconds"),
     )
     .with_field(name)
+}
+
+/// `GET /`: the product's name, version and disclaimers — JSON, or a page for a browser.
+fn about(req: &Request) -> Response<Body> {
+    let wants_html = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if wants_html {
+        edge::response(
+            200,
+            "text/html; charset=utf-8",
+            product::page(
+                &format!("{} {}", product::NAME, product::VERSION),
+                "Publish posts and storms to Threads. The API lives under /v1 (see openapi.yaml).",
+            ),
+        )
+    } else {
+        edge::json_response(200, &product::about())
+    }
 }
