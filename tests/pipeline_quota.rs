@@ -6,9 +6,10 @@
 
 use std::sync::Arc;
 
-use threads_emulator::EmulatorConfig;
-use threadstorm::pipeline::quota::Governors;
+use threads_emulator::{EmulatorConfig, Endpoint, Fault, FaultPlan};
+use threadstorm::pipeline::quota::{Counts, Governors};
 use threadstorm::pipeline::scheduler;
+use threadstorm::posts::PartContent;
 use threadstorm::posts::{Status, StatusName, Storm};
 use threadstorm_tests::support::world::{World, case_b1_policy, now};
 
@@ -163,4 +164,38 @@ async fn a_storm_that_would_cross_the_reply_quota_midway_is_deferred_whole_befor
             Some(pair[0].media_id.as_str())
         );
     }
+}
+
+#[tokio::test]
+async fn a_storm_that_fails_midway_gives_back_what_its_unattempted_parts_reserved() {
+    let w = World::new().await;
+    let t = now();
+    // Part 2's image cannot be fetched: Threads refuses its container, the storm fails there.
+    w.emu.inject(FaultPlan::sequence(
+        Endpoint::Create,
+        vec![None, Some(Fault::MediaFetchFailed)],
+    ));
+    let parts = vec![
+        PartContent::text("one"),
+        PartContent::image("https://images.example.org/gone.jpg", None),
+        PartContent::text("three"),
+        PartContent::text("four"),
+    ];
+    let account = w.account.clone();
+    let storm = w
+        .submit_parts(threadstorm_tests::support::world::OWNER, &account, parts, t)
+        .await;
+    run_at(&w, t).await;
+    assert_eq!(w.storm(&storm.id).await.status.name(), StatusName::Failed);
+    assert_eq!(w.emu.published().len(), 1);
+    // Reserved: 1 post, 3 replies, 2 + 3 + 2 + 2 requests. Given back: parts 3 and 4, never tried;
+    // part 2's share stays, as a refused create is not known to have published nothing.
+    assert_eq!(
+        w.usage(t).await,
+        Counts {
+            posts: 1,
+            replies: 1,
+            requests: 5
+        }
+    );
 }

@@ -291,6 +291,7 @@ pub static RESULT_SINK: FunctionSpec = FunctionSpec {
     logical_id: "ResultSinkFunction",
     needs: &[
         need(PostsTable, ReadWrite),
+        need(RateLimitsTable, ReadWrite),
         need(AuditTable, ReadWrite),
         need(ResultsQueue, Consume),
     ],

@@ -189,6 +189,7 @@ impl World {
             posts: posts.clone(),
             sqs: aws.sqs.clone(),
             hooks: Arc::new(LogOnly),
+            quota: quota.clone(),
         };
         let scheduler = SchedulerDeps {
             posts: posts.clone(),

@@ -700,8 +700,22 @@ impl QuotaStore {
         unused: Counts,
         now: EpochMillis,
     ) -> Result<Release, QuotaError> {
-        self.read_decide_write(&reservation.account, now, |window| {
-            Ok(decide_release(window, &reservation.id, unused, now))
+        self.release_by_id(&reservation.account, &reservation.id, unused, now)
+            .await
+    }
+
+    /// [`QuotaStore::release`] by the reservation's account and id, for a stage that did not
+    /// carry the reservation itself (the result sink, from a storm's id).
+    #[tracing::instrument(skip(self), fields(table = %self.table))]
+    pub async fn release_by_id(
+        &self,
+        account: &UserId,
+        id: &ReservationId,
+        unused: Counts,
+        now: EpochMillis,
+    ) -> Result<Release, QuotaError> {
+        self.read_decide_write(account, now, |window| {
+            Ok(decide_release(window, id, unused, now))
         })
         .await
     }

@@ -9,8 +9,10 @@ use lambda_runtime::LambdaEvent;
 use serde::{Deserialize, Serialize};
 
 use super::fifo::{Retry, WholeBatchFailed};
+use super::quota::{Counts, QuotaStore, ReservationId};
 use super::stage::{BoxFuture, Handled, Outgoing, Stage, parse, run_batch, to_lambda, unix_now};
 use crate::audit::{Audit, AuditRecord, Category, Outcome as AuditOutcome};
+use crate::clock::EpochMillis;
 use crate::config::ConfigError;
 use crate::metrics;
 use crate::posts::{
@@ -60,6 +62,10 @@ pub struct ResultMessage {
     pub owner_user_id: String,
     pub version: u32,
     pub outcome: Outcome,
+    /// Quota the gate reserved for parts that were never attempted (a storm that failed midway):
+    /// given back by the result sink. The failing part's share is kept — it may have published.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unused: Option<Counts>,
 }
 
 impl ResultMessage {
@@ -162,6 +168,8 @@ pub struct ResultSinkDeps {
     pub posts: PostsStore,
     pub sqs: aws_sdk_sqs::Client,
     pub hooks: Arc<dyn CompletionHooks>,
+    /// Where unused quota of a failed storm is given back.
+    pub quota: Arc<QuotaStore>,
 }
 
 impl ResultSinkDeps {
@@ -176,6 +184,11 @@ impl ResultSinkDeps {
             hooks: Arc::new(AuditAndMetrics {
                 audit: Audit::from_config(deps.aws.dynamodb.clone(), &deps.config)?,
             }),
+            quota: Arc::new(QuotaStore::new(
+                deps.aws.dynamodb.clone(),
+                deps.config.resource(Resource::RateLimitsTable)?,
+                deps.config.governors,
+            )),
         })
     }
 }
@@ -251,9 +264,37 @@ async fn one(deps: &ResultSinkDeps, record: &SqsMessage, now: i64) -> Handled {
             return Ok(vec![]);
         }
     }
+    if let Some(unused) = result.unused {
+        give_back(deps, &result, unused, now).await?;
+    }
     deps.hooks
         .finished(&result)
         .await
         .map_err(|e| Retry(e.to_string()))?;
     Ok(vec![])
+}
+
+/// Gives back what a failed storm reserved for parts it never attempted, so later storms are not
+/// deferred for capacity nobody used. Once only: a redelivery finds it released.
+async fn give_back(
+    deps: &ResultSinkDeps,
+    result: &ResultMessage,
+    unused: Counts,
+    now: i64,
+) -> Result<(), Retry> {
+    let Ok(id) = ReservationId::parse(result.storm_id.as_str()) else {
+        return Ok(());
+    };
+    let released = deps
+        .quota
+        .release_by_id(
+            &result.account_id,
+            &id,
+            unused,
+            EpochMillis::new(now.saturating_mul(1000)),
+        )
+        .await
+        .map_err(|e| Retry(e.to_string()))?;
+    tracing::info!(storm = %result.storm_id, ?released, "unused quota given back");
+    Ok(())
 }

@@ -406,6 +406,22 @@ impl Storm {
 
     /// What this storm takes from the quotas: the first part is a post, every later part a reply,
     /// and the Threads API requests its parts cost (see [`PartContent::request_cost`]).
+    /// What the parts after the first `published + 1` took from the quotas: the parts a storm that
+    /// failed at part `published` never attempted (always replies). `None` when there are none.
+    pub fn never_attempted_cost(&self, published: usize) -> Option<Counts> {
+        let rest = &self.parts[self.parts.len().min(published + 1)..];
+        let replies = u32::try_from(rest.len()).unwrap_or(u32::MAX);
+        let requests = rest
+            .iter()
+            .map(|part| part.content.request_cost())
+            .fold(0u32, u32::saturating_add);
+        (replies > 0).then_some(Counts {
+            posts: 0,
+            replies,
+            requests,
+        })
+    }
+
     pub fn quota_cost(&self) -> Counts {
         let parts = u32::try_from(self.parts.len()).unwrap_or(u32::MAX);
         let requests = self

@@ -270,6 +270,10 @@ async fn one(
         return Ok(vec![]);
     }
     let finish = |outcome: Outcome| {
+        let unused = match &outcome {
+            Outcome::Failed { parts, .. } => storm.never_attempted_cost(parts.len()),
+            Outcome::Published { .. } => None,
+        };
         Ok(vec![
             ResultMessage {
                 storm_id: storm.id.clone(),
@@ -277,6 +281,7 @@ async fn one(
                 owner_user_id: storm.owner_user_id.clone(),
                 version: storm.version,
                 outcome,
+                unused,
             }
             .to(&deps.results_queue),
         ])
