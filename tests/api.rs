@@ -1257,3 +1257,121 @@ async fn a_batch_gives_one_result_per_post_and_analytics_counts_by_status() {
         assert_eq!(status, 400, "{name}={value}: {problem}");
     }
 }
+
+/// DynamoDB stops a Query at 1 MB: with items of 300 KB a page holds three. Paging must still
+/// reach every item, newest first, across the caller's accounts, whatever `limit` asks for.
+#[tokio::test]
+async fn the_inbox_pages_through_items_larger_than_a_dynamodb_page_allows() {
+    let w = world().await;
+    let alice = w
+        .person("17841400000000001", Role::User, Some(ACCOUNT_A))
+        .await;
+    let second = "17841400000000303";
+    w.person("17841400000000001", Role::User, Some(second))
+        .await;
+    let big = "x".repeat(300 * 1024);
+    let mut expected = Vec::new();
+    for i in 0..14u64 {
+        let account = if i % 2 == 0 { ACCOUNT_A } else { second };
+        let sk = format!("{:011}#{:020}", 1_800_000_000 + i, i);
+        expected.push(format!("reply-{i}"));
+        w.t.aws
+            .dynamodb
+            .put_item()
+            .table_name(w.t.name(Resource::InboxTable))
+            .item("account_id", threadstorm::store::s(account))
+            .item("sk", threadstorm::store::s(&sk))
+            .item("id", threadstorm::store::s(format!("reply-{i}")))
+            .item("field", threadstorm::store::s("replies"))
+            .item("text", threadstorm::store::s(&big))
+            .send()
+            .await
+            .unwrap();
+    }
+    expected.reverse();
+    for limit in ["1", "5", "20", "100"] {
+        let mut seen = Vec::new();
+        let mut cursor: Option<String> = None;
+        for _ in 0..40 {
+            let mut query = vec![("limit", limit)];
+            if let Some(c) = &cursor {
+                query.push(("cursor", c));
+            }
+            let (status, page) = w.get(&alice, "/v1/inbox", &query).await;
+            assert_eq!(status, 200, "{page}");
+            for item in page["items"].as_array().unwrap() {
+                seen.push(item["id"].as_str().unwrap().to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "limit={limit}");
+    }
+}
+
+/// A session cookie rides along on requests other sites' pages make: a write carried by the
+/// cookie needs a JSON body and, when the browser names the page's origin, one of ours.
+#[tokio::test]
+async fn a_cookie_session_refuses_writes_another_site_could_forge() {
+    let w = world().await;
+    let alice = w
+        .person("17841400000000001", Role::User, Some(ACCOUNT_A))
+        .await;
+    let cookie = format!("{}={}", threadstorm::sessions::SESSION_COOKIE, alice.token);
+    let body = json!({"account_id": ACCOUNT_A, "text": "from a cookie"}).to_string();
+    let send = |headers: Vec<(&'static str, String)>| {
+        let headers: Vec<(&str, String)> = headers;
+        let body = body.clone();
+        let w = &w;
+        async move {
+            let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let res = w
+                .api
+                .handle(event("POST", "/v1/posts", &[], &h, Some(&body), false))
+                .await;
+            res.status().as_u16()
+        }
+    };
+    // A form or a text/plain fetch from another page.
+    assert_eq!(
+        send(vec![
+            ("Cookie", cookie.clone()),
+            ("Content-Type", "text/plain".into())
+        ])
+        .await,
+        415
+    );
+    assert_eq!(
+        send(vec![
+            ("Cookie", cookie.clone()),
+            ("Content-Type", "application/json".into()),
+            ("Origin", "https://evil.example".into())
+        ])
+        .await,
+        403
+    );
+    assert_eq!(w.stored(&alice).await, 0, "nothing was stored");
+    // Requests from the service's own origin, and API clients with a bearer token, are unaffected.
+    assert_eq!(
+        send(vec![
+            ("Cookie", cookie.clone()),
+            ("Content-Type", "application/json; charset=utf-8".into()),
+            ("Host", "api.threadstorm.example".into()),
+            ("Origin", "https://api.threadstorm.example".into())
+        ])
+        .await,
+        202
+    );
+    assert_eq!(
+        send(vec![
+            ("Authorization", format!("Bearer {}", alice.token)),
+            ("Content-Type", "text/plain".into()),
+            ("Origin", "https://evil.example".into())
+        ])
+        .await,
+        202,
+        "a bearer token is never sent by a browser on its own"
+    );
+}

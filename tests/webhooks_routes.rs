@@ -802,3 +802,41 @@ fn no_request_at_all_makes_a_5xx_a_panic_or_a_stored_change() {
         assert_eq!(account.status, AccountStatus::Connected);
     });
 }
+
+/// A reply far longer than Threads allows (as only a sender with the app secret could make) is
+/// stored clipped, not refused with a 5xx that Meta would retry for a day and a half.
+#[tokio::test]
+async fn an_overlong_reply_is_stored_clipped_and_answered_200() {
+    let w = world().await;
+    connect(&w, OWNER).await;
+    let huge = "é".repeat(210 * 1024); // 420 KB of UTF-8, more than a DynamoDB item holds
+    let body = envelope(
+        &w.app_id,
+        OWNER,
+        NOW,
+        &[reply("17920000000000777", OWNER, &huge)],
+        ValuesShape::Object,
+    );
+    assert!(
+        body.len() < threadstorm::webhooks::MAX_BODY_BYTES,
+        "within the body limit"
+    );
+    let res = w
+        .hooks
+        .handle(signed_post(
+            &body,
+            &signature(&w.app_secret, body.as_bytes()),
+        ))
+        .await;
+    assert_eq!(res.status(), 200, "{}", json_body(&res));
+    let items = scan(&w, Resource::InboxTable).await;
+    let text = items
+        .iter()
+        .find_map(|i| i.get("text").and_then(|t| t.as_s().ok()))
+        .expect("the reply is stored");
+    assert_eq!(text.len(), threadstorm::webhooks::routes::MAX_FIELD_BYTES);
+    assert!(
+        text.chars().all(|c| c == 'é'),
+        "cut at a character boundary"
+    );
+}

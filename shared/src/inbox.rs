@@ -122,6 +122,10 @@ impl InboxStore {
     ) -> Result<(Vec<InboxItem>, Option<InboxAfter>), StoreError> {
         let want = limit.saturating_add(1);
         let mut items = Vec::new();
+        // The oldest item any account's query could vouch for: an account whose query stopped
+        // early (DynamoDB's 1 MB page, or items skipped as unreadable) may have items older than
+        // its last one that belong between the others' — nothing older than that goes out now.
+        let mut horizon: Option<(String, AccountId)> = None;
         for account in accounts {
             // Ties on sk (one post mentioning two of the caller's accounts) go by account, down.
             let (op, bound) = match after {
@@ -141,15 +145,39 @@ impl InboxStore {
                 .send()
                 .await
                 .map_err(|e| StoreError::new("Query", &self.table, e))?;
+            let read_all = page.items().len() >= want;
+            let stopped_early =
+                !read_all && page.last_evaluated_key().is_some_and(|k| !k.is_empty());
+            if stopped_early {
+                let last_sk = page
+                    .last_evaluated_key()
+                    .and_then(|k| k.get("sk"))
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                let candidate = (last_sk, account.clone());
+                if horizon.as_ref().is_none_or(|h| candidate > *h) {
+                    horizon = Some(candidate);
+                }
+            }
             items.extend(page.items().iter().filter_map(|it| read(account, it)));
         }
         items.sort_by(|a, b| (&b.sk, &b.account_id).cmp(&(&a.sk, &a.account_id)));
-        let more = items.len() > limit;
+        let mut more = items.len() > limit || horizon.is_some();
+        if let Some((sk, account)) = &horizon {
+            let before = items.len();
+            items.retain(|i| (&i.sk, &i.account_id) >= (sk, account));
+            more |= items.len() < before;
+        }
         items.truncate(limit);
-        let next = items.last().filter(|_| more).map(|last| InboxAfter {
-            sk: last.sk.clone(),
-            account: last.account_id.clone(),
-        });
+        let next = match items.last() {
+            Some(last) => more.then(|| InboxAfter {
+                sk: last.sk.clone(),
+                account: last.account_id.clone(),
+            }),
+            // Nothing readable up to the horizon: go on from there.
+            None => horizon.map(|(sk, account)| InboxAfter { sk, account }),
+        };
         Ok((items, next))
     }
 }

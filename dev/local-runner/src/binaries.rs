@@ -50,6 +50,26 @@ fn cargo() -> Command {
     let program = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = Command::new(program);
     command.current_dir(local_stack::moto::workspace_root());
+    // Under `cargo run` this process has the variables cargo sets for the package it runs. Some
+    // build scripts watch them (ring reruns when CARGO_MANIFEST_DIR changes), so passing them on
+    // would make the inner build and the next outer one rebuild each other every time.
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with("CARGO_PKG_")
+            || matches!(
+                name,
+                "CARGO_MANIFEST_DIR"
+                    | "CARGO_MANIFEST_PATH"
+                    | "CARGO_MANIFEST_LINKS"
+                    | "CARGO_CRATE_NAME"
+                    | "CARGO_BIN_NAME"
+                    | "CARGO_PRIMARY_PACKAGE"
+                    | "OUT_DIR"
+            )
+        {
+            command.env_remove(name);
+        }
+    }
     command
 }
 

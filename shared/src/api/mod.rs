@@ -153,6 +153,7 @@ impl Api {
             Found::NotFound => return Err(Problem::not_found()),
         };
         let (principal, renewed_cookie) = self.authenticate(req).await?;
+        self.refuse_cross_site(req)?;
         let override_requested = match edge::query(req, OVERRIDE_PARAM).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
@@ -219,6 +220,66 @@ impl Api {
             VerifyAudit => admin::verify(self, ctx, req).await,
             Inbox => inbox::list(self, ctx, req).await,
         }
+    }
+
+    /// A browser's session cookie rides along on requests other sites make. A write carried by
+    /// the cookie must therefore be one no other site can send without CORS letting it: a JSON
+    /// body (a cross-site form or a `text/plain` fetch cannot set that type), and, when the
+    /// browser names the page's origin, an origin of this service or of CORS_ORIGINS. Bearer
+    /// tokens are never sent by a browser on its own and need neither.
+    fn refuse_cross_site(&self, req: &Request) -> Result<(), Problem> {
+        let method = req.method();
+        if method == lambda_http::http::Method::GET
+            || method == lambda_http::http::Method::HEAD
+            || edge::bearer(req.headers()).is_some()
+        {
+            return Ok(());
+        }
+        if let Some(origin) = req.headers().get(header::ORIGIN) {
+            let origin = origin.to_str().unwrap_or("");
+            // This service's own origin: the host the request was sent to, or the public URL.
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            let same_host = origin
+                .split_once("://")
+                .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
+            let ours = same_host
+                || self
+                    .config
+                    .public_base_url
+                    .as_deref()
+                    .is_some_and(|base| !origin.is_empty() && base.starts_with(origin));
+            let listed = matches!(&self.config.cors_origins, crate::config::CorsOrigins::List(list) if list.iter().any(|o| o == origin));
+            if !(ours || listed) {
+                return Err(Problem::forbidden(
+                    "cross_site_request",
+                    "this request came from another site's page with your session cookie; \
+                     send it from ThreadStorm, or use an Authorization: Bearer token",
+                ));
+            }
+        }
+        let has_body = !matches!(req.body(), Body::Empty)
+            && edge::body(req, edge::MAX_BODY_BYTES).is_ok_and(|b| !b.is_empty());
+        let json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if has_body && !json {
+            return Err(Problem::new(
+                415,
+                "unsupported_media_type",
+                "send the body as Content-Type: application/json",
+            ));
+        }
+        Ok(())
     }
 
     /// The caller's session and user, or 401. Also the renewed cookie to send back, when the

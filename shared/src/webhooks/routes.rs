@@ -820,7 +820,7 @@ fn inbox_item(account_id: &UserId, change: &Change, now: i64) -> Item {
     ]);
     let mut text = |name: &str, value: Option<&str>| {
         if let Some(v) = value.filter(|v| !v.is_empty()) {
-            item.insert(name.to_owned(), AttributeValue::S(v.to_owned()));
+            item.insert(name.to_owned(), AttributeValue::S(clip(v).to_owned()));
         }
     };
     text("timestamp", timestamp);
@@ -838,6 +838,23 @@ fn inbox_item(account_id: &UserId, change: &Change, now: i64) -> Item {
         Change::Unknown(_) | Change::Malformed { .. } => {}
     }
     item
+}
+
+/// The most bytes of one field kept in the inbox. A Threads post is at most 500 characters (2,000
+/// bytes of UTF-8); anything longer is not Threads' text, and would push the item past
+/// DynamoDB's 400 KB — a permanent failure Meta would retry for a day and a half.
+pub const MAX_FIELD_BYTES: usize = 4_096;
+
+/// `value` cut to [`MAX_FIELD_BYTES`] at a character boundary.
+fn clip(value: &str) -> &str {
+    if value.len() <= MAX_FIELD_BYTES {
+        return value;
+    }
+    let mut end = MAX_FIELD_BYTES;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    &value[..end]
 }
 
 fn reply_fields(r: &Reply, text: &mut impl FnMut(&str, Option<&str>)) {
