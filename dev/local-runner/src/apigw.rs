@@ -28,6 +28,9 @@ use crate::serve::Peer;
 
 /// API Gateway's payload limit for a request.
 pub const MAX_REQUEST_BYTES: usize = 10 * 1024 * 1024;
+/// How long a client may take to send its headers, and then its body, before the front gives up
+/// on it (408), instead of holding the connection open for ever.
+pub const CLIENT_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// API Gateway's integration timeout for REST APIs.
 pub const INTEGRATION_TIMEOUT: Duration = Duration::from_secs(29);
 
@@ -546,13 +549,29 @@ async fn handle(State(front): State<Arc<Front>>, request: Request) -> Response {
             &request_id,
         );
     };
-    let Ok(body) = axum::body::to_bytes(body, MAX_REQUEST_BYTES).await else {
-        return gateway_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "RequestTooLargeException",
-            "Request Too Long",
-            &request_id,
-        );
+    let body = match tokio::time::timeout(
+        CLIENT_READ_TIMEOUT,
+        axum::body::to_bytes(body, MAX_REQUEST_BYTES),
+    )
+    .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return gateway_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "RequestTooLargeException",
+                "Request Too Long",
+                &request_id,
+            );
+        }
+        Err(_) => {
+            return gateway_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeoutException",
+                "The request body did not arrive in time",
+                &request_id,
+            );
+        }
     };
     let source_ip = parts
         .extensions

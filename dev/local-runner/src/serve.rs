@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
@@ -55,7 +55,11 @@ pub(crate) fn serve(listener: TcpListener, router: Router) -> std::io::Result<Se
                     }
                 });
             connections.spawn(async move {
+                // A client that never finishes its headers is dropped, as API Gateway's edge
+                // would (the body has its own limit in the API front).
                 let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(crate::apigw::CLIENT_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service)
                     .await;
             });

@@ -280,3 +280,52 @@ async fn what_api_gateway_refuses_is_refused_alike() {
     );
     runner.shutdown().await;
 }
+
+/// A client that promises a body and never sends it, or never finishes its headers, is answered
+/// or dropped after the read timeout instead of holding its connection for ever.
+#[tokio::test]
+async fn a_body_or_headers_that_never_arrive_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (runner, _file, url) = runner().await;
+    let authority = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    stream
+        .write_all(
+            b"POST /live/echo/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n\r\nonly ten b",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        local_runner::apigw::CLIENT_READ_TIMEOUT * 2,
+        stream.read_to_end(&mut answer),
+    )
+    .await;
+    assert!(read.is_ok(), "the connection was not held open");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= local_runner::apigw::CLIENT_READ_TIMEOUT);
+
+    let mut stream = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    stream
+        .write_all(b"GET /live/echo/x HTTP/1.1\r\nHost: loc")
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(
+        local_runner::apigw::CLIENT_READ_TIMEOUT * 2,
+        stream.read_to_end(&mut rest),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "unfinished headers: the connection is closed"
+    );
+    runner.shutdown().await;
+}
