@@ -385,6 +385,15 @@ impl DynamoAuditSink {
 
     /// The partition's head as stored now (strongly consistent); genesis when there is none.
     pub async fn head(&self, partition: &str) -> Result<Option<Head>, StoreError> {
+        Ok(self
+            .head_item(partition)
+            .await?
+            .as_ref()
+            .and_then(Head::from_item))
+    }
+
+    /// The partition's head item as stored now (strongly consistent).
+    async fn head_item(&self, partition: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -395,7 +404,7 @@ impl DynamoAuditSink {
             .send()
             .await
             .map_err(|e| self.store_error("GetItem", DisplayErrorContext(e).to_string()))?;
-        Ok(out.item().and_then(Head::from_item))
+        Ok(out.item().cloned())
     }
 
     /// Puts `item` (already linked to `new`) and moves the head from `old` to `new`, or neither.
@@ -520,17 +529,7 @@ impl DynamoAuditSink {
 
     async fn verify_partition(&self, partition: &str) -> Result<chain::Report, StoreError> {
         // The head first: every record it names was written before it was read.
-        let head = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", s(chain::head_pk(partition)))
-            .key("sk", s(chain::HEAD_SK))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.store_error("GetItem", DisplayErrorContext(e).to_string()))?;
-        let mut items: Vec<Item> = head.item().cloned().into_iter().collect();
+        let mut items: Vec<Item> = self.head_item(partition).await?.into_iter().collect();
         let mut start: Option<Item> = None;
         loop {
             let page = self

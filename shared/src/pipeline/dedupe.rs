@@ -13,7 +13,7 @@ use lambda_runtime::LambdaEvent;
 
 use super::fifo::{Retry, WholeBatchFailed, failures_from};
 use super::stage::{
-    BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch, to_lambda, unix_now,
+    BoxFuture, Handled, Stage, prefetch, queued_storm, run_batch, to_lambda, unix_now,
 };
 use crate::config::ConfigError;
 use crate::metrics::{Metric, Metrics};
@@ -120,16 +120,7 @@ async fn one(
     record: &SqsMessage,
     now: i64,
 ) -> Handled {
-    let message: StormMessage = match parse(record) {
-        Ok(m) => m,
-        Err(why) => {
-            // Only ThreadStorm writes these queues: a body it cannot read will never become
-            // readable. The storm (if any) is still on the sweep index and will be sent again.
-            tracing::error!(%why, "unreadable message dropped");
-            return Ok(vec![]);
-        }
-    };
-    let Some(storm) = current(&deps.posts, storms, &message).await? else {
+    let Some((message, storm)) = queued_storm(&deps.posts, storms, record).await? else {
         return Ok(vec![]);
     };
 
@@ -169,35 +160,6 @@ async fn one(
             Ok(vec![])
         }
     }
-}
-
-/// The storm a message names, if the stage should work on it: it exists, the message is of its
-/// current version, and it is still `queued`. Anything else is a redelivery or a stale message.
-pub(crate) async fn current(
-    posts: &PostsStore,
-    prefetched: &HashMap<StormId, Storm>,
-    message: &StormMessage,
-) -> Result<Option<Storm>, Retry> {
-    let storm = match prefetched.get(&message.storm_id) {
-        Some(storm) => Some(storm.clone()),
-        // Not in the batch read (absent, or asked for with another part count): read it alone.
-        None => posts
-            .load(&message.storm_id)
-            .await
-            .map_err(|e| Retry(e.to_string()))?,
-    };
-    let Some(storm) = storm else {
-        tracing::warn!(storm = %message.storm_id, "message for a storm that does not exist dropped");
-        return Ok(None);
-    };
-    if storm.version != message.version || storm.status.name() != StatusName::Queued {
-        tracing::info!(
-            storm = %storm.id, status = %storm.status.name(), version = storm.version,
-            message_version = message.version, "nothing to do: already handled or superseded"
-        );
-        return Ok(None);
-    }
-    Ok(Some(storm))
 }
 
 fn storm_contents(storm: &Storm) -> Vec<PartContent> {

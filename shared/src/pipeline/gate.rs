@@ -10,11 +10,10 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_sdk_dynamodb::types::AttributeValue;
 use lambda_runtime::LambdaEvent;
 
-use super::dedupe::current;
 use super::fifo::{Retry, WholeBatchFailed};
 use super::quota::{QuotaStore, ReservationId, Reserve};
 use super::stage::{
-    BoxFuture, Handled, Stage, StormMessage, parse, prefetch, run_batch, to_lambda, unix_now,
+    BoxFuture, Handled, Stage, prefetch, queued_storm, run_batch, to_lambda, unix_now,
 };
 use crate::clock::EpochMillis;
 use crate::config::ConfigError;
@@ -128,14 +127,7 @@ async fn one(
     switch: &KillSwitch,
     now: i64,
 ) -> Handled {
-    let message: StormMessage = match parse(record) {
-        Ok(m) => m,
-        Err(why) => {
-            tracing::error!(%why, "unreadable message dropped");
-            return Ok(vec![]);
-        }
-    };
-    let Some(storm) = current(&deps.posts, storms, &message).await? else {
+    let Some((message, storm)) = queued_storm(&deps.posts, storms, record).await? else {
         return Ok(vec![]);
     };
     if let KillSwitch::Paused { until } = switch {

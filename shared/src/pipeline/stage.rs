@@ -17,7 +17,7 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
 
 use super::fifo::{Retry, WholeBatchFailed, failures_from, process_in_order};
-use crate::posts::{AccountId, PostsError, PostsStore, Storm, StormId};
+use crate::posts::{AccountId, PostsError, PostsStore, StatusName, Storm, StormId};
 
 /// A boxed future, so the narrow traits the stages depend on stay object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -305,4 +305,43 @@ mod tests {
             .insert("ApproximateReceiveCount".into(), "4".into());
         assert_eq!(receive_count(&m), 4);
     }
+}
+
+/// The message of `record` and the storm it names, if the stage should work on it: the body reads,
+/// the storm exists, the message is of its current version, and it is still `queued`. Anything
+/// else is dropped with a log line: a redelivery, a stale message, or a body only a bug could
+/// write (only ThreadStorm writes these queues; the storm, if any, is still on the sweep index
+/// and will be sent again).
+pub(crate) async fn queued_storm(
+    posts: &PostsStore,
+    prefetched: &HashMap<StormId, Storm>,
+    record: &SqsMessage,
+) -> Result<Option<(StormMessage, Storm)>, Retry> {
+    let message: StormMessage = match parse(record) {
+        Ok(m) => m,
+        Err(why) => {
+            tracing::error!(%why, "unreadable message dropped");
+            return Ok(None);
+        }
+    };
+    let storm = match prefetched.get(&message.storm_id) {
+        Some(storm) => Some(storm.clone()),
+        // Not in the batch read (absent, or asked for with another part count): read it alone.
+        None => posts
+            .load(&message.storm_id)
+            .await
+            .map_err(|e| Retry(e.to_string()))?,
+    };
+    let Some(storm) = storm else {
+        tracing::warn!(storm = %message.storm_id, "message for a storm that does not exist dropped");
+        return Ok(None);
+    };
+    if storm.version != message.version || storm.status.name() != StatusName::Queued {
+        tracing::info!(
+            storm = %storm.id, status = %storm.status.name(), version = storm.version,
+            message_version = message.version, "nothing to do: already handled or superseded"
+        );
+        return Ok(None);
+    }
+    Ok(Some((message, storm)))
 }

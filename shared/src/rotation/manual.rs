@@ -101,12 +101,7 @@ pub async fn verify(
     secret: &str,
 ) -> Result<String, RotationError> {
     let described = manual_secret(store, secret).await?;
-    let version = pending_version(&described)
-        .ok_or_else(|| RotationError::Missing {
-            secret: secret.to_owned(),
-            stage: PENDING,
-        })?
-        .to_owned();
+    let version = required_pending(&described, secret)?;
     let pending = store
         .value(secret, Some(&version), PENDING)
         .await?
@@ -142,12 +137,7 @@ pub async fn promote(
     who: &str,
 ) -> Result<String, RotationError> {
     let described = manual_secret(store, secret).await?;
-    let version = pending_version(&described)
-        .ok_or_else(|| RotationError::Missing {
-            secret: secret.to_owned(),
-            stage: PENDING,
-        })?
-        .to_owned();
+    let version = required_pending(&described, secret)?;
     let old = described
         .version_in(CURRENT)
         .ok_or_else(|| RotationError::Missing {
@@ -210,4 +200,14 @@ fn pending_version(described: &Described) -> Option<&str> {
     described
         .version_in(PENDING)
         .filter(|v| !described.has_stage(v, CURRENT))
+}
+
+/// The staged version, or the error that says nothing is staged.
+fn required_pending(described: &Described, secret: &str) -> Result<String, RotationError> {
+    pending_version(described)
+        .map(str::to_owned)
+        .ok_or_else(|| RotationError::Missing {
+            secret: secret.to_owned(),
+            stage: PENDING,
+        })
 }
