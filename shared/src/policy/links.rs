@@ -19,7 +19,21 @@ use linkify::{LinkFinder, LinkKind};
 pub fn url_spans(text: &str) -> Vec<Range<usize>> {
     let mut finder = LinkFinder::new();
     finder.kinds(&[LinkKind::Url]).url_must_have_scheme(false);
-    finder.links(text).map(|l| l.start()..l.end()).collect()
+    finder
+        .links(text)
+        .filter_map(|l| {
+            // linkify takes some Unicode spaces (U+2000 EN QUAD, …) for domain characters; a link
+            // never starts or ends with whitespace.
+            let span = &text[l.start()..l.end()];
+            let trimmed = span.trim_matches(char::is_whitespace);
+            if trimmed.is_empty() {
+                return None;
+            }
+            let start =
+                l.start() + (span.len() - span.trim_start_matches(char::is_whitespace).len());
+            Some(start..start + trimmed.len())
+        })
+        .collect()
 }
 
 /// The links in `text` that count toward the link limit, as written, in order (repeats kept).
@@ -86,6 +100,15 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_link_never_starts_or_ends_with_a_unicode_space() {
+        for span in url_spans("\u{2000}.Aa and \u{2000}a.example\u{2000}") {
+            let text = "\u{2000}.Aa and \u{2000}a.example\u{2000}";
+            let link = &text[span];
+            assert_eq!(link, link.trim_matches(char::is_whitespace), "{link:?}");
+        }
+    }
 
     #[test]
     fn spans_include_bare_domains_and_leave_punctuation_out() {
