@@ -17,11 +17,12 @@ const DAY: i64 = 86_400;
 const GROUP: usize = 10;
 const EVERY: i64 = 30 * 60;
 
-/// Moves the emulator's clock to `at` and runs the pipeline until it settles. Threads' clock runs
-/// a second ahead of ThreadStorm's: a post published a few milliseconds after the second it was
-/// reserved in has left Threads' rolling day by the time ThreadStorm's window frees its slot.
+/// Stops the emulator's clock at `at` and runs the pipeline until it settles. Threads records
+/// each publication at exactly the second ThreadStorm reserved it in, so the two rolling days
+/// free a slot at the same instant however long a drain takes (a ticking clock let a slow first
+/// drain record its posts later than the fast drain a day on, and Threads still counted them).
 async fn run_at(w: &World, at: i64) {
-    w.emu.clock().set(at + 1);
+    w.emu.clock().freeze(at);
     w.drain(at).await;
 }
 

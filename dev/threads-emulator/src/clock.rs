@@ -8,11 +8,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The latest instant the clock reads (about the year 30000).
 const LATEST_MILLIS: i64 = 900_000_000_000_000;
 
+/// Marks a clock that ticks with real time rather than standing still.
+const TICKING: i64 = i64::MIN;
+
 /// A controllable clock. It keeps ticking with real time (so a readiness delay of two seconds
-/// passes on its own in a local stack) and can be advanced or set at any moment.
-#[derive(Debug, Default)]
+/// passes on its own in a local stack) and can be advanced or set at any moment, or frozen so
+/// that every instant it records is exactly the one a test chose.
+#[derive(Debug)]
 pub struct Clock {
     offset_ms: AtomicI64,
+    frozen_ms: AtomicI64,
+}
+
+impl Default for Clock {
+    fn default() -> Clock {
+        Clock {
+            offset_ms: AtomicI64::new(0),
+            frozen_ms: AtomicI64::new(TICKING),
+        }
+    }
 }
 
 impl Clock {
@@ -29,15 +43,32 @@ impl Clock {
     /// Now, in unix milliseconds, kept between 1970 and about the year 30000 so that adding
     /// any configured lifetime to it cannot overflow.
     pub fn now_millis(&self) -> i64 {
-        real_millis()
-            .saturating_add(self.offset_ms.load(Ordering::SeqCst))
-            .clamp(0, LATEST_MILLIS)
+        match self.frozen_ms.load(Ordering::SeqCst) {
+            TICKING => real_millis()
+                .saturating_add(self.offset_ms.load(Ordering::SeqCst))
+                .clamp(0, LATEST_MILLIS),
+            frozen => frozen,
+        }
     }
 
-    /// Moves the clock forward by `by`.
+    /// Moves the clock forward by `by`; a frozen clock stays frozen at the later instant.
     pub fn advance(&self, by: Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(LATEST_MILLIS);
-        self.set_millis(self.now_millis().saturating_add(ms));
+        let later = self.now_millis().saturating_add(ms);
+        match self.frozen_ms.load(Ordering::SeqCst) {
+            TICKING => self.set_millis(later),
+            _ => self.freeze_millis(later),
+        }
+    }
+
+    /// Stops the clock at `unix_seconds` until it is set, advanced or reset.
+    pub fn freeze(&self, unix_seconds: i64) {
+        self.freeze_millis(unix_seconds.saturating_mul(1000));
+    }
+
+    fn freeze_millis(&self, unix_millis: i64) {
+        self.frozen_ms
+            .store(unix_millis.clamp(0, LATEST_MILLIS), Ordering::SeqCst);
     }
 
     /// Sets the clock to `unix_seconds`; it keeps ticking from there.
@@ -50,11 +81,13 @@ impl Clock {
         let target = unix_millis.clamp(0, LATEST_MILLIS);
         self.offset_ms
             .store(target - real_millis(), Ordering::SeqCst);
+        self.frozen_ms.store(TICKING, Ordering::SeqCst);
     }
 
     /// Back to real time.
     pub fn reset(&self) {
         self.offset_ms.store(0, Ordering::SeqCst);
+        self.frozen_ms.store(TICKING, Ordering::SeqCst);
     }
 }
 
@@ -87,6 +120,20 @@ mod tests {
         clock.advance(Duration::from_secs(86_400));
         let after = clock.now_millis();
         assert!(after - before >= 86_400_000 && after - before < 86_401_000);
+    }
+
+    #[test]
+    fn a_frozen_clock_stands_still_until_it_is_moved_or_set() {
+        let clock = Clock::new();
+        clock.freeze(1_700_000_000);
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now_millis(), 1_700_000_000_000);
+        clock.advance(Duration::from_secs(86_400));
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(clock.now_millis(), 1_700_086_400_000);
+        clock.set(1_800_000_000);
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(clock.now_millis() > 1_800_000_000_000);
     }
 
     #[test]
