@@ -72,6 +72,19 @@ const PER_SERVICE: &[&[&str]] = &[&[dimension::SERVICE]];
 
 /// The functions that answer HTTP through [`crate::runtime::serve_http`].
 pub const HTTP_SERVICES: &[&str] = &["api", "oauth", "webhooks"];
+/// Every function: each counts its invocations (HTTP requests, batches, sweeps, rotation steps).
+pub const ALL_SERVICES: &[&str] = &[
+    "api",
+    "oauth",
+    "webhooks",
+    "scheduler",
+    "dedupe",
+    "gate",
+    "poster",
+    "result-sink",
+    "token-refresher",
+    "secret-rotation",
+];
 
 impl Metric {
     pub const ALL: [Metric; 13] = [
@@ -134,7 +147,7 @@ impl Metric {
     /// The functions (`service` values) that emit the metric.
     pub fn emitted_by(self) -> &'static [&'static str] {
         match self {
-            Metric::RequestDurationMs | Metric::RequestCount | Metric::Errors => HTTP_SERVICES,
+            Metric::RequestDurationMs | Metric::RequestCount | Metric::Errors => ALL_SERVICES,
             Metric::RateLimitViolations
             | Metric::WebhookSignatureFailures
             | Metric::SignedRequestFailures => &["webhooks"],
@@ -630,6 +643,15 @@ mod tests {
         m.put(Metric::DedupeHits, 1.0);
         m.flush();
         assert!(m.documents(AT).is_empty());
+    }
+
+    #[test]
+    fn every_function_is_a_service_and_every_http_function_among_them() {
+        let functions: Vec<&str> = crate::resources::FUNCTIONS.iter().map(|f| f.name).collect();
+        assert_eq!(ALL_SERVICES, functions.as_slice());
+        for http in HTTP_SERVICES {
+            assert!(ALL_SERVICES.contains(http), "{http}");
+        }
     }
 
     #[test]

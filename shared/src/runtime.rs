@@ -1,6 +1,7 @@
 //! Start-up shared by every function: configuration, JSON logs, AWS clients — in that order, once.
-//! Then the serving loop of the HTTP functions: one log span per invocation (request id, function,
-//! cold start) and the request metrics per route, written whether the handler answers or fails.
+//! Then the serving loop of every function: one log span per invocation (request id, function,
+//! cold start) and the request metrics (per route for the HTTP functions), written whether the
+//! handler answers or fails.
 //!
 //! Also the honest answer of a handler that is not built yet: a clear "not implemented" error,
 //! never a fake success.
@@ -102,13 +103,26 @@ pub fn invocation_span(function: &str, request_id: &str) -> tracing::Span {
     )
 }
 
-/// `work` (one event's handling) inside its invocation span, for queue and schedule functions.
-pub fn in_invocation<F: Future>(
-    function: &str,
+/// `work` (one event's handling) inside its invocation span, for queue, schedule and rotation
+/// functions — counted as one request of the function (`request_count`, `request_duration_ms`,
+/// and `errors` when it returns an error or panics), so every function has an error rate.
+pub fn in_invocation<F, T, E>(
+    function: &'static str,
     context: &lambda_runtime::Context,
     work: F,
-) -> tracing::instrument::Instrumented<F> {
-    work.instrument(invocation_span(function, &context.request_id))
+) -> impl Future<Output = Result<T, E>> + use<F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    let request_id = context.request_id.clone();
+    async move {
+        let span = invocation_span(function, &request_id);
+        let mut scope = RequestScope::new(function, String::new());
+        scope.metrics.property("request_id", request_id);
+        let outcome = work.instrument(span).await;
+        scope.finish(outcome.is_err());
+        outcome
+    }
 }
 
 /// Serves an HTTP function: every request is answered by `handler` inside its invocation span,
@@ -143,7 +157,7 @@ where
     let mut scope = RequestScope::new(function, route(&request));
     scope.metrics.property("request_id", request_id);
     let response = handler(request).instrument(span).await;
-    scope.finish(response.status().as_u16());
+    scope.finish(response.status().is_server_error());
     response
 }
 
@@ -178,8 +192,8 @@ impl RequestScope {
         }
     }
 
-    fn finish(mut self, status: u16) {
-        self.record(status >= 500);
+    fn finish(mut self, failed: bool) {
+        self.record(failed);
     }
 
     fn record(&mut self, failed: bool) {
@@ -255,6 +269,16 @@ mod tests {
         assert!(!scope.finished);
         scope.record(true);
         assert_eq!(scope.metrics.documents(0)[0]["errors"], 1);
+    }
+
+    #[tokio::test]
+    async fn an_invocation_returns_what_its_work_returned() {
+        let context = lambda_runtime::Context::default();
+        let ok: Result<u8, String> = in_invocation("gate", &context, async { Ok(7) }).await;
+        assert_eq!(ok, Ok(7));
+        let failed: Result<u8, String> =
+            in_invocation("gate", &context, async { Err("down".to_owned()) }).await;
+        assert_eq!(failed, Err("down".to_owned()));
     }
 
     #[test]

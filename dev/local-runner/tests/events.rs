@@ -102,6 +102,23 @@ fn matches(pattern: &str, path: &str) -> bool {
             .all(|(a, b)| a == b || (a.starts_with('{') && !b.is_empty()))
 }
 
+/// An EMF document in namespace ThreadStorm that counts one invocation of `service`.
+fn counts_an_invocation(line: &str, service: &str) -> bool {
+    let Ok(doc) = serde_json::from_str::<serde_json::Value>(line) else {
+        return false;
+    };
+    let directive = &doc["_aws"]["CloudWatchMetrics"][0];
+    directive["Namespace"] == "ThreadStorm"
+        && directive["Metrics"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|d| d["Name"] == "request_count"))
+        && doc["service"] == service
+        && doc["request_count"] == 1
+        && doc["request_duration_ms"]
+            .as_f64()
+            .is_some_and(|ms| ms >= 0.0)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_sample_event_runs_through_its_function_with_the_expected_outcome() {
     let dir = events_dir();
@@ -127,10 +144,26 @@ async fn every_sample_event_runs_through_its_function_with_the_expected_outcome(
         .function_output("PosterFunction")
         .unwrap_or_default();
     let latency = poster.iter().any(|l| l.contains("\"publish_latency_ms\""));
+    // Every function counted its invocations in EMF, under its own service name.
+    let silent: Vec<&str> = threadstorm::resources::FUNCTIONS
+        .iter()
+        .filter(|f| {
+            let lines = stack
+                .runner
+                .function_output(f.logical_id)
+                .unwrap_or_default();
+            !lines.iter().any(|line| counts_an_invocation(line, f.name))
+        })
+        .map(|f| f.name)
+        .collect();
     let published = stack.emulator.published().len();
     stack.shutdown().await;
 
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        silent.is_empty(),
+        "no request_count EMF document from {silent:?}"
+    );
     assert!(
         latency,
         "no publish_latency_ms from the poster: {poster:#?}"
