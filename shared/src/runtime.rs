@@ -115,6 +115,9 @@ where
     F: Future<Output = Result<T, E>>,
 {
     let request_id = context.request_id.clone();
+    // Boxed, so the futures that hold this one do not nest the handler's whole state machine in
+    // their own type: the rotation handler's is deep enough to overflow rustc's query depth.
+    let work = Box::pin(work);
     async move {
         let span = invocation_span(function, &request_id);
         let mut scope = RequestScope::new(function, String::new());
