@@ -350,7 +350,7 @@ fn every_function_alarms_on_lambda_errors_and_throttles() {
 fn every_alarm_notifies_the_alarm_topic_and_email_subscribes_only_when_set() {
     let t = template();
     let all = alarms(&t);
-    assert_eq!(all.len(), 46, "alarms");
+    assert_eq!(all.len(), 48, "alarms");
     for alarm in &all {
         assert_eq!(
             alarm.props["AlarmActions"],

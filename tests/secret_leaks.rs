@@ -131,9 +131,11 @@ async fn no_secret_sent_through_any_route_reaches_a_log_line_or_an_audit_record(
     let session = api.sessions.issue(&user).await.unwrap().token;
     let bearer = format!("Bearer {}", session.expose());
     let forged_bearer = format!("Bearer {THREADS_TOKEN}");
+    // Issued now: a fresh callback reaches the handlers, not only the freshness check.
+    let issued_at = time::OffsetDateTime::now_utc().unix_timestamp();
     let signed = signed_request(
         &emu.app_secret,
-        &json!({"algorithm": "HMAC-SHA256", "user_id": ACCOUNT, "issued_at": 1_800_000_000,
+        &json!({"algorithm": "HMAC-SHA256", "user_id": ACCOUNT, "issued_at": issued_at,
                 "oauth_token": THREADS_TOKEN}),
         false,
     );

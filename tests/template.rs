@@ -84,6 +84,18 @@ fn grants(policies: &[Value], resource: Resource) -> BTreeSet<&'static str> {
                         Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
                         _ => BTreeSet::new(),
                     };
+                    // Counting is UpdateItem and PutItem and nothing else on the table; any
+                    // other DynamoDB action in a statement is a grant this test does not know.
+                    let dynamodb: BTreeSet<&str> = actions
+                        .iter()
+                        .copied()
+                        .filter(|a| a.starts_with("dynamodb:"))
+                        .collect();
+                    if dynamodb == BTreeSet::from(["dynamodb:PutItem", "dynamodb:UpdateItem"]) {
+                        out.insert("table-count");
+                    } else if !dynamodb.is_empty() {
+                        out.insert("table-other");
+                    }
                     if actions.contains("kms:GenerateDataKey") && actions.contains("kms:Decrypt") {
                         out.insert("key-seal");
                     }
@@ -110,6 +122,7 @@ fn expected_grant(access: Access) -> Option<&'static str> {
     match access {
         Access::Read => Some("table-read"),
         Access::ReadWrite => Some("table-write"),
+        Access::Count => Some("table-count"),
         Access::Send => Some("queue-send"),
         Access::ReadSecret => Some("secret-read"),
         Access::Rotate => Some("secret-rotate"),
@@ -519,6 +532,46 @@ fn template_passes_cfn_lint() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Each HTTP function's per-caller limit (and the webhooks' signed_request age) is a parameter
+/// an operator sets at deploy time, with the code's default and the bounds the code accepts, so
+/// `sam deploy` refuses a value the function would refuse at start.
+#[test]
+fn each_http_function_takes_its_rate_limit_from_a_parameter_the_code_accepts() {
+    use threadstorm::rate_limit::{MAX_PER_MINUTE, Scope};
+    use threadstorm::webhooks::signed_request::{DEFAULT_MAX_AGE_SECONDS, MAX_AGE_SECONDS_RANGE};
+    let t = template();
+    let parameter = |spec: &FunctionSpec, var: &str| {
+        let env = t.function_environment(spec.logical_id).unwrap();
+        let value = env
+            .get(var)
+            .unwrap_or_else(|| panic!("{}: {var} is not set", spec.name));
+        let name = value["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{}: {var} is not a parameter", spec.name));
+        t.root()["Parameters"][name].clone()
+    };
+    for scope in Scope::ALL {
+        let spec = FunctionSpec::by_name(scope.service()).unwrap();
+        let p = parameter(spec, scope.env_var());
+        assert_eq!(p["Type"], "Number", "{}", scope.env_var());
+        assert_eq!(p["Default"], json!(scope.default_per_minute()));
+        assert_eq!(p["MinValue"], json!(1));
+        assert_eq!(p["MaxValue"], json!(MAX_PER_MINUTE));
+        // Only the function that counts the scope reads its variable.
+        for other in FUNCTIONS.iter().filter(|f| f.name != scope.service()) {
+            let env = t.function_environment(other.logical_id).unwrap();
+            assert!(!env.contains_key(scope.env_var()), "{}", other.name);
+        }
+    }
+    let p = parameter(
+        &threadstorm::resources::WEBHOOKS,
+        "SIGNED_REQUEST_MAX_AGE_SECONDS",
+    );
+    assert_eq!(p["Default"], json!(DEFAULT_MAX_AGE_SECONDS));
+    assert_eq!(p["MinValue"], json!(MAX_AGE_SECONDS_RANGE.start()));
+    assert_eq!(p["MaxValue"], json!(MAX_AGE_SECONDS_RANGE.end()));
 }
 
 #[tokio::test]

@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::http::{HeaderMap, Method, Uri};
 use lambda_http::Body;
 use serde_json::{Value, json};
 use threads_emulator::webhook::{Change, DeliveryReport, ValuesShape};
@@ -20,7 +18,7 @@ use threadstorm::resources::{API, Resource, WEBHOOKS};
 use threadstorm::runtime::Deps;
 use threadstorm::threads::UserId as ThreadsUserId;
 use threadstorm::webhooks::routes::Webhooks;
-use threadstorm_tests::support::gateway::event;
+use threadstorm_tests::support::gateway::{Front, event, front};
 use threadstorm_tests::support::world::{ACCOUNT, Consumer, World, now};
 
 /// Another user's account, for isolation checks.
@@ -34,7 +32,7 @@ struct E2e {
     /// The ThreadStorm user who owns [`ACCOUNT`], and a session token for them.
     owner: String,
     token: String,
-    _front: tokio::task::JoinHandle<()>,
+    _front: Front,
 }
 
 async fn e2e() -> E2e {
@@ -87,58 +85,20 @@ async fn e2e() -> E2e {
         .expose()
         .to_owned();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/webhooks/threads", listener.local_addr().unwrap());
-    let front = axum::Router::new().fallback(
-        move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let hooks = hooks.clone();
-            async move { gateway(&hooks, method, uri, headers, body).await }
-        },
-    );
-    let _front = tokio::spawn(async move {
-        let _ = axum::serve(listener, front).await;
-    });
+    let served = front(move |req| {
+        let hooks = hooks.clone();
+        async move { hooks.handle(req).await }
+    })
+    .await;
+    let url = format!("{}/webhooks/threads", served.url);
     E2e {
         w,
         api,
         url,
         owner,
         token,
-        _front,
+        _front: served,
     }
-}
-
-/// The webhooks function behind API Gateway: the HTTP request as a REST proxy event, the
-/// function's answer as the HTTP response.
-async fn gateway(
-    hooks: &Webhooks,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> axum::response::Response {
-    let pairs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    let pairs: Vec<(&str, &str)> = pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    // Meta's bodies are ASCII (everything else is \u-escaped): text, as API Gateway passes it.
-    let text = String::from_utf8(body.to_vec()).expect("an ASCII body");
-    let req = event(method.as_str(), uri.path(), &[], &pairs, Some(&text), false);
-    let res = hooks.handle(req).await;
-    let status = res.status();
-    let bytes = match res.into_body() {
-        Body::Text(t) => t.into_bytes(),
-        Body::Binary(b) => b,
-        _ => Vec::new(),
-    };
-    axum::response::Response::builder()
-        .status(status)
-        .body(axum::body::Body::from(bytes))
-        .unwrap()
 }
 
 impl E2e {

@@ -503,7 +503,7 @@ async fn an_oversized_body_is_refused_with_413_before_anything_is_read() {
 #[tokio::test]
 async fn over_the_per_ip_limit_is_429_audited_once() {
     let mut w = world().await;
-    w.hooks.rate_limit_per_minute = 3;
+    w.hooks.rate_limiter.per_minute = 3;
     let get = || event("GET", "/webhooks/threads", &[], &[], None, false);
     for _ in 0..3 {
         assert_eq!(w.hooks.handle(get()).await.status(), 403);
@@ -513,6 +513,8 @@ async fn over_the_per_ip_limit_is_429_audited_once() {
         assert_eq!(res.status(), 429);
         assert_eq!(json_body(&res)["code"], "rate_limited");
         assert_eq!(res.headers()["content-type"], "application/problem+json");
+        // NOW starts a minute: the whole of it is left.
+        assert_eq!(res.headers()["retry-after"], "60");
     }
     let limited = audit_actions(&w)
         .await
@@ -577,6 +579,44 @@ async fn a_forged_signed_request_is_refused_and_changes_nothing() {
         .filter(|a| a.ends_with("_refused"))
         .count();
     assert_eq!(refused, 4);
+}
+
+#[tokio::test]
+async fn a_stale_or_future_signed_request_is_refused_like_a_forged_one() {
+    let w = world().await;
+    connect(&w, OWNER).await;
+    let day = threadstorm::webhooks::signed_request::DEFAULT_MAX_AGE_SECONDS as i64;
+    let skew = threadstorm::webhooks::signed_request::FUTURE_SKEW_SECONDS;
+    for issued_at in [NOW - day - 1, NOW + skew + 1, 0] {
+        let signed = signed_request(&w.app_secret, &callback_payload(OWNER, issued_at), false);
+        for path in ["/meta/deauthorize", "/meta/data-deletion"] {
+            let res = w.hooks.handle(form_post(path, &signed)).await;
+            assert_eq!(res.status(), 400, "{path} {issued_at}: {}", text(&res));
+            assert_eq!(json_body(&res)["code"], "stale_signed_request");
+        }
+    }
+    let account = w
+        .hooks
+        .accounts
+        .get(&UserId::parse(OWNER).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(account.status, AccountStatus::Connected);
+    assert!(account.sealed_token.is_some());
+    let refused = audit_actions(&w)
+        .await
+        .into_iter()
+        .filter(|a| a.ends_with("_refused"))
+        .count();
+    assert_eq!(refused, 6);
+    // At the edges of what is accepted, the same callback goes through.
+    let signed = signed_request(&w.app_secret, &callback_payload(OWNER, NOW - day), false);
+    let res = w
+        .hooks
+        .handle(form_post("/meta/deauthorize", &signed))
+        .await;
+    assert_eq!(res.status(), 200, "{}", text(&res));
 }
 
 #[tokio::test]
@@ -752,7 +792,8 @@ fn arbitrary_request() -> impl Strategy<Value = Arbitrary> {
 fn no_request_at_all_makes_a_5xx_a_panic_or_a_stored_change() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let mut w = rt.block_on(world());
-    w.hooks.rate_limit_per_minute = 1_000_000;
+    // A thousand requests from one address: the limit must not be what answers them.
+    w.hooks.rate_limiter.per_minute = threadstorm::rate_limit::MAX_PER_MINUTE;
     rt.block_on(connect(&w, "1"));
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
         cases: 1000,

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use crate::pipeline::quota::{GovernorError, Governors, Limit};
 use crate::policy::ProhibitedTerms;
+use crate::rate_limit::{MAX_PER_MINUTE, RateLimits, Scope};
 use crate::resources::{FunctionSpec, Resource};
 
 /// Why the configuration could not be read. Each variant names the variable at fault.
@@ -102,6 +103,14 @@ pub struct Config {
     /// operator's quotas per Threads account (seed defaults 250, 1000, 200). A value above Meta's
     /// limit is refused, not clamped: the operator learns at start-up that they cannot have it.
     pub governors: Governors,
+    /// `API_RATE_LIMIT_PER_MINUTE` (default 120, per signed-in user on `/v1`),
+    /// `OAUTH_RATE_LIMIT_PER_MINUTE` (default 30, per source address on `/oauth/start` and
+    /// `/oauth/callback`), `WEBHOOKS_RATE_LIMIT_PER_MINUTE` (default 120, per source address):
+    /// each from 1 to [`MAX_PER_MINUTE`].
+    pub rate_limits: RateLimits,
+    /// `SIGNED_REQUEST_MAX_AGE_SECONDS` (default a day, 60 to 604800): how old a Meta callback's
+    /// `signed_request` (its `issued_at`) may be.
+    pub signed_request_max_age_seconds: u64,
     /// Physical names of the tables, queues and secrets this function uses, keyed by resource.
     resources: BTreeMap<Resource, String>,
 }
@@ -191,18 +200,26 @@ impl Config {
         }
         let kms_encryption = flag(&get, "ENABLE_KMS_ENCRYPTION", true)?;
         let admin_threads_user_ids = admin_ids(get("ADMIN_THREADS_USER_IDS"))?;
-        let token_refresh_window_days = match get("TOKEN_REFRESH_WINDOW_DAYS") {
-            None => 7,
-            Some(days) => match days.parse::<u64>() {
-                Ok(d) if (1..=59).contains(&d) => d,
-                _ => {
-                    return Err(ConfigError::Malformed {
-                        var: "TOKEN_REFRESH_WINDOW_DAYS",
-                        reason: format!("{days:?} is not a whole number of days from 1 to 59"),
-                    });
-                }
-            },
-        };
+        let token_refresh_window_days =
+            whole_number(&get, "TOKEN_REFRESH_WINDOW_DAYS", 7, 1..=59, "days")?;
+        let mut rate_limits = RateLimits::default();
+        for scope in Scope::ALL {
+            let per_minute = whole_number(
+                &get,
+                scope.env_var(),
+                u64::from(scope.default_per_minute()),
+                1..=u64::from(MAX_PER_MINUTE),
+                "requests a minute",
+            )?;
+            rate_limits.set(scope, u32::try_from(per_minute).unwrap_or(MAX_PER_MINUTE));
+        }
+        let signed_request_max_age_seconds = whole_number(
+            &get,
+            "SIGNED_REQUEST_MAX_AGE_SECONDS",
+            crate::webhooks::signed_request::DEFAULT_MAX_AGE_SECONDS,
+            crate::webhooks::signed_request::MAX_AGE_SECONDS_RANGE,
+            "seconds",
+        )?;
         let prohibited_terms = match get("PROHIBITED_TERMS") {
             None => ProhibitedTerms::default(),
             Some(list) => {
@@ -299,6 +316,8 @@ impl Config {
             public_base_url,
             prohibited_terms,
             governors,
+            rate_limits,
+            signed_request_max_age_seconds,
             resources,
         })
     }
@@ -330,6 +349,30 @@ fn flag(
         Some(other) => Err(ConfigError::Malformed {
             var,
             reason: format!("{other:?} is not a boolean (use true or false)"),
+        }),
+    }
+}
+
+/// A whole number in `range` from `var`, or `default` when it is unset.
+fn whole_number(
+    get: &impl Fn(&'static str) -> Option<String>,
+    var: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+    unit: &str,
+) -> Result<u64, ConfigError> {
+    let Some(raw) = get(var) else {
+        return Ok(default);
+    };
+    match raw.parse::<u64>() {
+        Ok(value) if range.contains(&value) => Ok(value),
+        _ => Err(ConfigError::Malformed {
+            var,
+            reason: format!(
+                "{raw:?} is not a whole number of {unit} from {} to {}",
+                range.start(),
+                range.end()
+            ),
         }),
     }
 }
@@ -755,6 +798,59 @@ mod tests {
                 ConfigError::Missing { .. } => false,
             };
             assert!(named, "{var}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_and_callback_age_default_and_are_read_by_name() {
+        let mut env = full_env(poster());
+        let config = read(&env).unwrap();
+        assert_eq!(
+            config.rate_limits,
+            RateLimits {
+                api_per_minute: 120,
+                oauth_per_minute: 30,
+                webhooks_per_minute: 120
+            }
+        );
+        assert_eq!(config.signed_request_max_age_seconds, 86_400);
+        env.insert("API_RATE_LIMIT_PER_MINUTE".into(), " 600 ".into());
+        env.insert("OAUTH_RATE_LIMIT_PER_MINUTE".into(), "5".into());
+        env.insert("WEBHOOKS_RATE_LIMIT_PER_MINUTE".into(), "1000000".into());
+        env.insert("SIGNED_REQUEST_MAX_AGE_SECONDS".into(), "3600".into());
+        let config = read(&env).unwrap();
+        assert_eq!(config.rate_limits.per_minute(Scope::ApiUser), 600);
+        assert_eq!(config.rate_limits.per_minute(Scope::OAuthIp), 5);
+        assert_eq!(config.rate_limits.per_minute(Scope::WebhooksIp), 1_000_000);
+        assert_eq!(config.signed_request_max_age_seconds, 3600);
+    }
+
+    #[test]
+    fn a_zero_or_malformed_rate_limit_or_callback_age_stops_the_start() {
+        for (var, value) in [
+            ("API_RATE_LIMIT_PER_MINUTE", "0"),
+            ("API_RATE_LIMIT_PER_MINUTE", "lots"),
+            ("API_RATE_LIMIT_PER_MINUTE", "-5"),
+            ("OAUTH_RATE_LIMIT_PER_MINUTE", "2.5"),
+            ("OAUTH_RATE_LIMIT_PER_MINUTE", "1000001"),
+            ("WEBHOOKS_RATE_LIMIT_PER_MINUTE", "0x10"),
+            ("SIGNED_REQUEST_MAX_AGE_SECONDS", "0"),
+            ("SIGNED_REQUEST_MAX_AGE_SECONDS", "59"),
+            ("SIGNED_REQUEST_MAX_AGE_SECONDS", "604801"),
+            ("SIGNED_REQUEST_MAX_AGE_SECONDS", "1h"),
+        ] {
+            let mut env = full_env(poster());
+            env.insert(var.to_owned(), value.to_owned());
+            let err = read(&env).expect_err(value);
+            assert!(
+                matches!(err, ConfigError::Malformed { var: v, .. } if v == var),
+                "{var}={value}: {err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(var) && message.contains("whole number"),
+                "{message}"
+            );
         }
     }
 

@@ -24,6 +24,8 @@ pub struct Problem {
     pub detail: String,
     /// The request field at fault, when there is one.
     pub field: Option<String>,
+    /// Seconds after which a retry can succeed, sent as `Retry-After` (429, 503).
+    pub retry_after: Option<u64>,
 }
 
 impl Problem {
@@ -33,6 +35,7 @@ impl Problem {
             code,
             detail: detail.into(),
             field: None,
+            retry_after: None,
         }
     }
     pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
@@ -73,6 +76,19 @@ impl Problem {
         self.field = Some(field.into());
         self
     }
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    /// Adds the headers the problem carries besides its body (`Retry-After`) to `res`, which may
+    /// be this problem's problem+json or a page made from it.
+    pub fn add_headers(&self, res: &mut Response<Body>) {
+        if let Some(seconds) = self.retry_after {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+    }
 
     fn title(&self) -> &'static str {
         StatusCode::from_u16(self.status)
@@ -92,7 +108,9 @@ impl Problem {
         if let Some(field) = &self.field {
             body["field"] = json!(field);
         }
-        response(self.status, "application/problem+json", body.to_string())
+        let mut res = response(self.status, "application/problem+json", body.to_string());
+        self.add_headers(&mut res);
+        res
     }
 }
 

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod posts;
 pub mod product;
+pub mod rate_limit;
 pub mod rbac;
 pub mod refresher;
 pub mod resources;

@@ -148,9 +148,9 @@ impl Metric {
     pub fn emitted_by(self) -> &'static [&'static str] {
         match self {
             Metric::RequestDurationMs | Metric::RequestCount | Metric::Errors => ALL_SERVICES,
-            Metric::RateLimitViolations
-            | Metric::WebhookSignatureFailures
-            | Metric::SignedRequestFailures => &["webhooks"],
+            // Each HTTP function refuses callers over its own limit (rate_limit::Scope).
+            Metric::RateLimitViolations => HTTP_SERVICES,
+            Metric::WebhookSignatureFailures | Metric::SignedRequestFailures => &["webhooks"],
             Metric::TokenRefreshFailures => &["token-refresher"],
             // The result sink sees each storm's final outcome; the poster times its Threads calls.
             Metric::PublishFailures | Metric::PostsPublished => &["result-sink"],
@@ -369,6 +369,7 @@ impl Metrics {
         let documents = self.documents(now_ms());
         self.entries.clear();
         if let Output::Stdout = self.out {
+            tap::keep(&documents);
             use std::io::Write;
             let mut out = std::io::stdout().lock();
             for document in documents {
@@ -402,6 +403,65 @@ fn number_or_list(values: &[f64]) -> Value {
 fn now_ms() -> i64 {
     let now_ms = time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000;
     i64::try_from(now_ms).unwrap_or(0)
+}
+
+/// A copy of what this thread writes, for tests that check what a handler emitted (stdout itself
+/// cannot be read back in-process). Off unless a [`Tap`] is alive on the thread.
+pub mod tap {
+    use std::cell::RefCell;
+
+    use serde_json::Value;
+
+    use super::{Metric, dimension};
+
+    thread_local! {
+        static KEPT: RefCell<Option<Vec<Value>>> = const { RefCell::new(None) };
+    }
+
+    pub(super) fn keep(documents: &[Value]) {
+        KEPT.with(|kept| {
+            if let Some(kept) = kept.borrow_mut().as_mut() {
+                kept.extend_from_slice(documents);
+            }
+        });
+    }
+
+    /// Keeps every document written on this thread until dropped. A current-thread async
+    /// runtime (tokio's test default) runs all of a test's futures on its thread.
+    #[derive(Debug)]
+    pub struct Tap(());
+
+    /// Starts keeping this thread's documents (and forgets any kept before).
+    pub fn start() -> Tap {
+        KEPT.with(|kept| *kept.borrow_mut() = Some(Vec::new()));
+        Tap(())
+    }
+
+    impl Tap {
+        /// The documents written so far.
+        pub fn documents(&self) -> Vec<Value> {
+            KEPT.with(|kept| kept.borrow().clone().unwrap_or_default())
+        }
+
+        /// The sum of `metric`'s values written for `service` so far.
+        pub fn total(&self, service: &str, metric: Metric) -> f64 {
+            self.documents()
+                .iter()
+                .filter(|d| d[dimension::SERVICE] == service)
+                .map(|d| match &d[metric.name()] {
+                    Value::Number(n) => n.as_f64().unwrap_or(0.0),
+                    Value::Array(values) => values.iter().filter_map(Value::as_f64).sum(),
+                    _ => 0.0,
+                })
+                .sum()
+        }
+    }
+
+    impl Drop for Tap {
+        fn drop(&mut self) {
+            KEPT.with(|kept| *kept.borrow_mut() = None);
+        }
+    }
 }
 
 /// Counts one `metric` for `service` at once. `metric` is a [`Metric`] or, for names outside the
@@ -465,6 +525,23 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_tap_keeps_what_its_thread_writes_until_dropped() {
+        let kept = tap::start();
+        count("api", Metric::RateLimitViolations);
+        count("api", Metric::RateLimitViolations);
+        count("oauth", Metric::RateLimitViolations);
+        std::thread::spawn(|| count("api", Metric::RateLimitViolations))
+            .join()
+            .unwrap();
+        assert_eq!(kept.total("api", Metric::RateLimitViolations), 2.0);
+        assert_eq!(kept.total("oauth", Metric::RateLimitViolations), 1.0);
+        assert_eq!(kept.total("webhooks", Metric::RateLimitViolations), 0.0);
+        drop(kept);
+        count("api", Metric::RateLimitViolations);
+        assert!(tap::start().documents().is_empty());
     }
 
     #[test]

@@ -138,6 +138,9 @@ pub enum Access {
     Read,
     /// Table: read plus PutItem, UpdateItem, DeleteItem, TransactWriteItems.
     ReadWrite,
+    /// Table: UpdateItem and PutItem only — request counters and their markers
+    /// ([`crate::rate_limit`]), nothing read and nothing deleted.
+    Count,
     /// Queue: SendMessage, SendMessageBatch.
     Send,
     /// Queue: the function is its event source mapping's consumer. No environment variable.
@@ -200,6 +203,7 @@ pub static API: FunctionSpec = FunctionSpec {
         need(SessionsTable, ReadWrite),
         need(PostsTable, ReadWrite),
         need(IdempotencyTable, ReadWrite),
+        // The kill switch (read; set by admins) and the per-user request counters.
         need(RateLimitsTable, ReadWrite),
         need(AuditTable, ReadWrite),
         need(InboxTable, Read),
@@ -220,6 +224,8 @@ pub static OAUTH: FunctionSpec = FunctionSpec {
         need(UsersTable, ReadWrite),
         need(AccountsTable, ReadWrite),
         need(SessionsTable, ReadWrite),
+        // Per-address request counters (rate_limit).
+        need(RateLimitsTable, Count),
         need(AuditTable, ReadWrite),
         need(ThreadsAppSecret, ReadSecret),
         need(SessionKeySecret, ReadSecret),
@@ -235,7 +241,8 @@ pub static WEBHOOKS: FunctionSpec = FunctionSpec {
         need(AccountsTable, ReadWrite),
         need(PostsTable, ReadWrite),
         need(IdempotencyTable, ReadWrite),
-        need(RateLimitsTable, ReadWrite),
+        // Per-address request counters (rate_limit).
+        need(RateLimitsTable, Count),
         need(InboxTable, ReadWrite),
         need(AuditTable, ReadWrite),
         need(ThreadsAppSecret, ReadSecret),
@@ -353,7 +360,7 @@ mod tests {
         for f in FUNCTIONS {
             for n in f.needs {
                 let fits = match n.access {
-                    Read | ReadWrite => n.resource.kind() == Kind::Table,
+                    Read | ReadWrite | Count => n.resource.kind() == Kind::Table,
                     Send | Consume => n.resource.kind() == Kind::Queue,
                     ReadSecret | Rotate | StartRotation => n.resource.kind() == Kind::Secret,
                     Seal => n.resource.kind() == Kind::Key,

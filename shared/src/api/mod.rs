@@ -1,9 +1,11 @@
 //! The api function: ThreadStorm's HTTP API under `/v1`.
 //!
 //! Every request goes the same way: find the route in [`routes::ROUTES`] (404/405 otherwise),
-//! authenticate the session (401), decide with [`rbac::authorize`] from the route's action and the
-//! owner of what it touches (403, or 404 for ids of other users' resources), audit denials,
-//! grants of writes and overrides, then run the handler. POSTs that create something honour an
+//! authenticate the session (401), count it against the user's per-minute limit (429 with
+//! `Retry-After`, see [`crate::rate_limit`]; an anonymous request is refused before anything is
+//! counted), decide with [`rbac::authorize`] from the route's action and the owner of what it
+//! touches (403, or 404 for ids of other users' resources), audit denials, grants of writes and
+//! overrides, then run the handler. POSTs that create something honour an
 //! `Idempotency-Key` header (see [`replay`]).
 
 mod accounts;
@@ -34,6 +36,7 @@ use crate::pipeline::scheduler::SweepSettings;
 use crate::policy::ContentPolicy;
 use crate::posts::PostsStore;
 use crate::product;
+use crate::rate_limit::{RateLimiter, Scope};
 use crate::rbac::{self, Decision, Denial, Principal, Target};
 use crate::resources::Resource;
 use crate::rotation::store::SecretStore;
@@ -66,6 +69,8 @@ pub struct Api {
     /// Where the kill switch lives.
     pub rate_limits_table: String,
     pub secret_store: SecretStore,
+    /// Requests per signed-in user per minute.
+    pub rate_limiter: RateLimiter,
     pub clock: Arc<dyn Clock>,
 }
 
@@ -118,6 +123,7 @@ impl Api {
             audit_table: config.resource(Resource::AuditTable)?.to_owned(),
             rate_limits_table: config.resource(Resource::RateLimitsTable)?.to_owned(),
             secret_store: SecretStore::new(deps.aws.secrets.clone()),
+            rate_limiter: RateLimiter::from_config(dynamodb.clone(), &config, Scope::ApiUser)?,
             dynamodb,
             accounts,
             posts,
@@ -154,6 +160,12 @@ impl Api {
         };
         let (principal, renewed_cookie) = self.authenticate(req).await?;
         self.refuse_cross_site(req)?;
+        // Counted once the request is known to be the user's own (another site's page cannot
+        // spend their budget with forged writes), and before anything is done for it.
+        let user = principal.user_id.as_str();
+        self.rate_limiter
+            .admit(user, self.now(), &self.audit, caller, Some(user))
+            .await?;
         let override_requested = match edge::query(req, OVERRIDE_PARAM).as_deref() {
             None | Some("false") => false,
             Some("true") => true,

@@ -4,7 +4,8 @@
 //! at all; then code → short-lived token → long-lived token → profile; only when all of that
 //! worked is anything stored: the user, the sealed token, the session. Browsers get a redirect and
 //! a cookie; API clients (`Accept: application/json`) get the same session as JSON, usable as
-//! `Authorization: Bearer`.
+//! `Authorization: Bearer`. Start and callback are limited per source address (see
+//! [`crate::rate_limit`]): over the limit is 429 before anything is stored or sent to Threads.
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::edge::{self, Caller, Problem};
 use crate::product;
+use crate::rate_limit::{self, RateLimiter};
 use crate::resources::Resource;
 use crate::secrets::SecretReader;
 use crate::sessions::{self, Sessions};
@@ -54,6 +56,8 @@ pub struct OAuth {
     pub vault: Vault,
     pub audit: Audit,
     pub secrets: Arc<SecretReader>,
+    /// Starts and callbacks per source address per minute.
+    pub rate_limiter: RateLimiter,
     pub clock: Arc<dyn Clock>,
     app_id: String,
     app_secret_id: String,
@@ -120,6 +124,11 @@ impl OAuth {
             vault,
             audit,
             secrets,
+            rate_limiter: RateLimiter::from_config(
+                deps.aws.dynamodb.clone(),
+                &config,
+                rate_limit::Scope::OAuthIp,
+            )?,
             clock: Arc::new(SystemClock),
             app_secret_id: config.resource(Resource::ThreadsAppSecret)?.to_owned(),
             app_id,
@@ -132,8 +141,14 @@ impl OAuth {
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let caller = edge::caller(&req);
         let answer = match (req.method(), edge::path(&req)) {
-            (&Method::GET, "/oauth/start") => self.start(&req).await,
-            (&Method::GET, "/oauth/callback") => self.callback(&req, &caller).await,
+            (&Method::GET, "/oauth/start") => match self.rate_limit(&caller).await {
+                Ok(()) => self.start(&req).await,
+                Err(problem) => Err(problem),
+            },
+            (&Method::GET, "/oauth/callback") => match self.rate_limit(&caller).await {
+                Ok(()) => self.callback(&req, &caller).await,
+                Err(problem) => Err(problem),
+            },
             (&Method::POST, "/oauth/logout") => self.logout(&req, &caller).await,
             (_, "/oauth/start" | "/oauth/callback" | "/oauth/logout") => {
                 Err(Problem::method_not_allowed())
@@ -146,6 +161,15 @@ impl OAuth {
 
     fn now(&self) -> i64 {
         self.clock.now().unix_timestamp()
+    }
+
+    /// Counts a start or callback against its source address's minute. An unreachable counter
+    /// is a 503 here, as any other store outage on these routes is (see
+    /// [`rate_limit::Scope`]).
+    async fn rate_limit(&self, caller: &Caller) -> Result<(), Problem> {
+        self.rate_limiter
+            .admit_address(self.now(), &self.audit, caller)
+            .await
     }
 
     /// `GET /oauth/start[?return_to=/path]`: a new state bound to this browser, then to Threads.
@@ -481,6 +505,7 @@ impl OAuth {
         let title = match problem.code {
             "access_denied" => "Not connected",
             "invalid_state" | "authorization_failed" | "missing_code" => "Sign-in did not complete",
+            "rate_limited" => "Too many sign-in attempts",
             _ => "Something went wrong",
         };
         let mut res = edge::response(
@@ -488,9 +513,13 @@ impl OAuth {
             "text/html; charset=utf-8",
             product::page(title, &problem.detail),
         );
-        if let Ok(value) = HeaderValue::from_str(&edge::clear_cookie(BROWSER_COOKIE)) {
+        // A refused rate-limited request did nothing: its state stays usable after the wait.
+        if problem.code != "rate_limited"
+            && let Ok(value) = HeaderValue::from_str(&edge::clear_cookie(BROWSER_COOKIE))
+        {
             res.headers_mut().append(header::SET_COOKIE, value);
         }
+        problem.add_headers(&mut res);
         res
     }
 }

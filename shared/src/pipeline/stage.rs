@@ -273,40 +273,6 @@ async fn send_chunk(
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn messages_are_grouped_by_account_and_deduplicated_by_storm_stage_and_version() {
-        let message = StormMessage {
-            storm_id: StormId::parse("storm_0190c7d8a1b27c3d8e9f001122334455").unwrap(),
-            account_id: AccountId::parse("17841405793187218").unwrap(),
-            version: 2,
-            parts: 3,
-        };
-        let out = message.to(Stage::Gate, "https://q");
-        assert_eq!(out.group_id, "17841405793187218");
-        assert_eq!(
-            out.dedup_id,
-            "storm_0190c7d8a1b27c3d8e9f001122334455#gate#2"
-        );
-        assert_eq!(
-            serde_json::from_str::<serde_json::Value>(&out.body).unwrap(),
-            serde_json::json!({"storm_id":"storm_0190c7d8a1b27c3d8e9f001122334455","account_id":"17841405793187218","version":2,"parts":3})
-        );
-    }
-
-    #[test]
-    fn receive_count_defaults_to_first_delivery() {
-        let mut m = SqsMessage::default();
-        assert_eq!(receive_count(&m), 1);
-        m.attributes
-            .insert("ApproximateReceiveCount".into(), "4".into());
-        assert_eq!(receive_count(&m), 4);
-    }
-}
-
 /// The message of `record` and the storm it names, if the stage should work on it: the body reads,
 /// the storm exists, the message is of its current version, and it is still `queued`. Anything
 /// else is dropped with a log line: a redelivery, a stale message, or a body only a bug could
@@ -344,4 +310,38 @@ pub(crate) async fn queued_storm(
         return Ok(None);
     }
     Ok(Some((message, storm)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_grouped_by_account_and_deduplicated_by_storm_stage_and_version() {
+        let message = StormMessage {
+            storm_id: StormId::parse("storm_0190c7d8a1b27c3d8e9f001122334455").unwrap(),
+            account_id: AccountId::parse("17841405793187218").unwrap(),
+            version: 2,
+            parts: 3,
+        };
+        let out = message.to(Stage::Gate, "https://q");
+        assert_eq!(out.group_id, "17841405793187218");
+        assert_eq!(
+            out.dedup_id,
+            "storm_0190c7d8a1b27c3d8e9f001122334455#gate#2"
+        );
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&out.body).unwrap(),
+            serde_json::json!({"storm_id":"storm_0190c7d8a1b27c3d8e9f001122334455","account_id":"17841405793187218","version":2,"parts":3})
+        );
+    }
+
+    #[test]
+    fn receive_count_defaults_to_first_delivery() {
+        let mut m = SqsMessage::default();
+        assert_eq!(receive_count(&m), 1);
+        m.attributes
+            .insert("ApproximateReceiveCount".into(), "4".into());
+        assert_eq!(receive_count(&m), 4);
+    }
 }

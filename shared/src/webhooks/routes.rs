@@ -30,9 +30,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::{Config, ConfigError, Secret};
 use crate::edge::{self, Caller, Problem};
 use crate::posts::PostsStore;
+use crate::rate_limit::{RateLimiter, Scope};
 use crate::resources::Resource;
 use crate::secrets::{SecretReader, SecretVersions};
-use crate::store::{Condition, Conditional, Counted, Item, increment_below, n, put_if, s};
+use crate::store::{Condition, Conditional, Item, n, put_if, s};
 use crate::threads::UserId;
 use crate::users::Users;
 use crate::{metrics, product};
@@ -45,8 +46,6 @@ pub const DEDUP_SECONDS: i64 = 37 * 3600;
 pub const INBOX_SECONDS: i64 = 90 * 24 * 3600;
 /// How long a data-deletion status can be looked up.
 pub const DELETION_STATUS_SECONDS: i64 = 400 * 24 * 3600;
-/// Requests per source IP per minute, over all routes of this function.
-pub const DEFAULT_RATE_LIMIT_PER_MINUTE: i64 = 120;
 /// A refused signature re-reads the secret at most this often (a rotation finished elsewhere).
 const SECRET_REFRESH_AFTER: Duration = Duration::from_secs(60);
 
@@ -61,12 +60,13 @@ pub struct Webhooks {
     pub audit: Audit,
     pub secrets: Arc<SecretReader>,
     pub clock: Arc<dyn Clock>,
-    /// Requests per source IP per minute.
-    pub rate_limit_per_minute: i64,
+    /// Requests per source address per minute, over all routes of this function.
+    pub rate_limiter: RateLimiter,
+    /// How old a callback's `signed_request` may be (`SIGNED_REQUEST_MAX_AGE_SECONDS`).
+    pub signed_request_max_age_seconds: u64,
     dynamodb: Client,
     idempotency_table: String,
     inbox_table: String,
-    rate_limits_table: String,
     app_id: String,
     app_secret_id: String,
     verify_token_id: String,
@@ -110,10 +110,10 @@ impl Webhooks {
                 crate::secrets::DEFAULT_TTL,
             )),
             clock: Arc::new(SystemClock),
-            rate_limit_per_minute: DEFAULT_RATE_LIMIT_PER_MINUTE,
+            rate_limiter: RateLimiter::from_config(dynamodb.clone(), &config, Scope::WebhooksIp)?,
+            signed_request_max_age_seconds: config.signed_request_max_age_seconds,
             idempotency_table: config.resource(Resource::IdempotencyTable)?.to_owned(),
             inbox_table: config.resource(Resource::InboxTable)?.to_owned(),
-            rate_limits_table: config.resource(Resource::RateLimitsTable)?.to_owned(),
             app_secret_id: config.resource(Resource::ThreadsAppSecret)?.to_owned(),
             verify_token_id: config
                 .resource(Resource::WebhookVerifyTokenSecret)?
@@ -392,6 +392,12 @@ impl Webhooks {
         {
             verified = signed_request::verify_form(body, &secrets(&fresh));
         }
+        // A genuine but old (or future-dated) request is refused like a forged one: a captured
+        // callback must not be replayable.
+        let verified = verified.and_then(|request| {
+            signed_request::check_fresh(&request, self.now(), self.signed_request_max_age_seconds)
+                .map(|()| request)
+        });
         let refused = |err: String, problem: Problem| async move {
             metrics::count(SERVICE, metrics::Metric::SignedRequestFailures);
             self.record(
@@ -662,74 +668,12 @@ impl Webhooks {
         ))
     }
 
-    /// Counts this request against its source IP's minute; over the limit is 429, audited once
-    /// per IP and minute. Without a source IP (not behind API Gateway) nothing is counted; if the
-    /// counter cannot be reached the request goes on (Meta's deliveries must not be lost to it).
+    /// Counts this request against its source address's minute ([`RateLimiter`]); an
+    /// unreachable counter lets the request through, so Meta's deliveries are not lost to it.
     async fn rate_limit(&self, caller: &Caller) -> Result<(), Problem> {
-        let Some(ip) = &caller.ip_address else {
-            return Ok(());
-        };
-        let now = self.now();
-        let minute = now.div_euclid(60);
-        let pk = format!("webhooks#ip#{ip}");
-        let key = Item::from([
-            ("pk".to_owned(), s(&pk)),
-            ("sk".to_owned(), s(format!("minute#{minute}"))),
-        ]);
-        let expires = [("expires_at", n((minute + 2) * 60))];
-        let counted = increment_below(
-            &self.dynamodb,
-            &self.rate_limits_table,
-            key,
-            "count",
-            1,
-            self.rate_limit_per_minute,
-            &expires,
-        )
-        .await;
-        match counted {
-            Ok(Counted::Incremented(_)) => Ok(()),
-            Err(e) => {
-                tracing::warn!(error = %e, "the rate limit counter is unreachable; request let through");
-                Ok(())
-            }
-            Ok(Counted::AtLimit) => {
-                let marker = Item::from([
-                    ("pk".to_owned(), s(&pk)),
-                    ("sk".to_owned(), s(format!("minute#{minute}#tripped"))),
-                    ("expires_at".to_owned(), n((minute + 2) * 60)),
-                ]);
-                let first = put_if(
-                    &self.dynamodb,
-                    &self.rate_limits_table,
-                    marker,
-                    Condition::new("attribute_not_exists(pk)"),
-                )
-                .await;
-                // Every refused request counts; only the first in a minute is audited.
-                metrics::count(SERVICE, metrics::Metric::RateLimitViolations);
-                if matches!(first, Ok(Conditional::Written)) {
-                    self.record(
-                        AuditRecord::new(
-                            Category::Security,
-                            "webhook.rate_limited",
-                            Outcome::Denied,
-                        )
-                        .description(format!(
-                            "over {} requests in a minute from one address",
-                            self.rate_limit_per_minute
-                        )),
-                        caller,
-                    )
-                    .await;
-                }
-                Err(Problem::new(
-                    429,
-                    "rate_limited",
-                    "too many requests from this address; try again in a minute",
-                ))
-            }
-        }
+        self.rate_limiter
+            .admit_address(self.now(), &self.audit, caller)
+            .await
     }
 
     async fn versions(&self, id: &str) -> Result<SecretVersions, Problem> {

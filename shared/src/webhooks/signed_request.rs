@@ -8,8 +8,12 @@
 //! are refused (Meta uses the URL alphabet, and a `+` in a form would already have been turned
 //! into a space). `algorithm` is compared ASCII-case-insensitively to `HMAC-SHA256`, as Meta's own
 //! SDKs do; only HMAC-SHA256 is ever computed, so the comparison only decides what to refuse.
-//! `issued_at` is required, `expires` optional; freshness is the caller's policy (a deletion
-//! request replayed is answered idempotently). A form over [`MAX_FORM_BYTES`] is refused.
+//! `issued_at` is required (Meta's payload always carries it; one without it is refused like a
+//! forged one), `expires` optional. A verified request must also be fresh
+//! ([`check_fresh`]): issued at most the configured age ago (default [`DEFAULT_MAX_AGE_SECONDS`];
+//! Meta documents no limit, so a generous day) and at most [`FUTURE_SKEW_SECONDS`] ahead of our
+//! clock, so a captured callback cannot be replayed later. `expires` is not checked: Meta does not
+//! say what it bounds. A form over [`MAX_FORM_BYTES`] is refused.
 
 use base64::Engine;
 use base64::alphabet;
@@ -29,6 +33,16 @@ pub const ALGORITHM: &str = "HMAC-SHA256";
 
 /// The largest callback form (or `signed_request`) read; Meta's are a few hundred bytes.
 pub const MAX_FORM_BYTES: usize = 16 * 1024;
+
+/// How old a `signed_request` may be unless `SIGNED_REQUEST_MAX_AGE_SECONDS` says otherwise.
+pub const DEFAULT_MAX_AGE_SECONDS: u64 = 24 * 3600;
+
+/// The ages `SIGNED_REQUEST_MAX_AGE_SECONDS` may set: a minute (Meta's clock and ours differ a
+/// little) to a week.
+pub const MAX_AGE_SECONDS_RANGE: std::ops::RangeInclusive<u64> = 60..=7 * 24 * 3600;
+
+/// How far ahead of ThreadStorm's clock `issued_at` may be (Meta's clock and ours differ a little).
+pub const FUTURE_SKEW_SECONDS: i64 = 5 * 60;
 
 /// Length of a data-deletion confirmation code.
 pub const CONFIRMATION_CODE_LEN: usize = 24;
@@ -74,6 +88,10 @@ pub enum SignedRequestError {
     MissingClaim(&'static str),
     #[error("the payload of signed_request has an unusable {0}")]
     BadClaim(&'static str),
+    #[error("signed_request was issued {age} s ago, longer ago than the {max_age} s accepted")]
+    Stale { age: i64, max_age: u64 },
+    #[error("signed_request was issued {ahead} s in the future")]
+    IssuedInFuture { ahead: i64 },
     #[error("no Threads app secret is configured, so no callback can be verified")]
     NoSecret,
 }
@@ -81,6 +99,12 @@ pub enum SignedRequestError {
 impl SignedRequestError {
     /// A stable machine-readable code for the problem+json answer.
     pub fn code(&self) -> &'static str {
+        if matches!(
+            self,
+            SignedRequestError::Stale { .. } | SignedRequestError::IssuedInFuture { .. }
+        ) {
+            return "stale_signed_request";
+        }
         match self.status() {
             StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
             StatusCode::UNAUTHORIZED => "invalid_signature",
@@ -107,7 +131,9 @@ impl SignedRequestError {
             | SignedRequestError::BadBase64(_)
             | SignedRequestError::PayloadNotJson
             | SignedRequestError::MissingClaim(_)
-            | SignedRequestError::BadClaim(_) => StatusCode::BAD_REQUEST,
+            | SignedRequestError::BadClaim(_)
+            | SignedRequestError::Stale { .. }
+            | SignedRequestError::IssuedInFuture { .. } => StatusCode::BAD_REQUEST,
         }
     }
 }
@@ -215,6 +241,28 @@ pub fn verify(
         expires,
         algorithm: algorithm.to_owned(),
     })
+}
+
+/// Refuses `request` unless it was issued within `max_age_seconds` before `now` (Unix seconds)
+/// and no more than [`FUTURE_SKEW_SECONDS`] after it. Both bounds are inclusive.
+pub fn check_fresh(
+    request: &SignedRequest,
+    now: i64,
+    max_age_seconds: u64,
+) -> Result<(), SignedRequestError> {
+    let age = i128::from(now) - i128::from(request.issued_at);
+    if age < -i128::from(FUTURE_SKEW_SECONDS) {
+        return Err(SignedRequestError::IssuedInFuture {
+            ahead: i64::try_from(-age).unwrap_or(i64::MAX),
+        });
+    }
+    if age > i128::from(max_age_seconds) {
+        return Err(SignedRequestError::Stale {
+            age: i64::try_from(age).unwrap_or(i64::MAX),
+            max_age: max_age_seconds,
+        });
+    }
+    Ok(())
 }
 
 /// A fresh data-deletion confirmation code: [`CONFIRMATION_CODE_LEN`] ASCII letters and digits
@@ -607,6 +655,41 @@ mod tests {
             let other = Secret::new(format!("{key}x"));
             prop_assert_eq!(verify(&sr, &[&other]), Err(SignedRequestError::Mismatch));
         }
+    }
+
+    #[test]
+    fn only_a_request_issued_within_the_age_and_skew_is_fresh() {
+        let now = 1_800_000_000;
+        let at = |issued_at: i64| SignedRequest {
+            user_id: "218471".into(),
+            issued_at,
+            expires: None,
+            algorithm: ALGORITHM.into(),
+        };
+        let day = DEFAULT_MAX_AGE_SECONDS;
+        for fresh in [now, now - 86_400, now + FUTURE_SKEW_SECONDS, now - 1] {
+            assert_eq!(check_fresh(&at(fresh), now, day), Ok(()), "{fresh}");
+        }
+        let stale = check_fresh(&at(now - 86_401), now, day).unwrap_err();
+        assert_eq!(
+            stale,
+            SignedRequestError::Stale {
+                age: 86_401,
+                max_age: day
+            }
+        );
+        assert_eq!(stale.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(stale.code(), "stale_signed_request");
+        let ahead = check_fresh(&at(now + FUTURE_SKEW_SECONDS + 1), now, day).unwrap_err();
+        assert_eq!(ahead, SignedRequestError::IssuedInFuture { ahead: 301 });
+        assert_eq!(ahead.status(), StatusCode::BAD_REQUEST);
+        // Extremes do not overflow.
+        assert!(check_fresh(&at(i64::MIN), now, day).is_err());
+        assert!(check_fresh(&at(i64::MAX), now, day).is_err());
+        assert!(check_fresh(&at(0), i64::MAX, u64::MAX).is_ok());
+        // A shorter configured age.
+        assert!(check_fresh(&at(now - 3601), now, 3600).is_err());
+        assert!(check_fresh(&at(now - 3600), now, 3600).is_ok());
     }
 
     #[test]

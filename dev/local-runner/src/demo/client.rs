@@ -2,7 +2,7 @@
 //! (ThreadStorm → the emulator's authorization window → ThreadStorm's callback), then call `/v1`
 //! with the session it returned.
 
-use reqwest::header::{ACCEPT, COOKIE, LOCATION, SET_COOKIE};
+use reqwest::header::{ACCEPT, COOKIE, LOCATION, RETRY_AFTER, SET_COOKIE};
 use reqwest::{Client, Method, StatusCode};
 use serde_json::Value;
 
@@ -127,6 +127,8 @@ impl ApiClient {
     }
 
     /// One API call as `who`; `key` is sent as `Idempotency-Key`.
+    /// One request as `who`. Over the user's per-minute limit (429) it waits the `Retry-After`
+    /// the API names and asks again, as a client should: a refused request did nothing.
     pub async fn call(
         &self,
         who: &Session,
@@ -135,27 +137,45 @@ impl ApiClient {
         body: Option<&Value>,
         key: Option<&str>,
     ) -> Result<Answer, ClientError> {
-        let mut request = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&who.token);
-        if let Some(body) = body {
-            request = request.json(body);
+        let mut attempts = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base))
+                .bearer_auth(&who.token);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            if let Some(key) = key {
+                request = request.header("Idempotency-Key", key);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            attempts += 1;
+            if status == StatusCode::TOO_MANY_REQUESTS && attempts < MAX_ATTEMPTS {
+                let wait = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, 60);
+                tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+                continue;
+            }
+            let replayed = response.headers().contains_key("idempotent-replayed");
+            let body = response.json().await.unwrap_or(Value::Null);
+            return Ok(Answer {
+                status,
+                body,
+                replayed,
+            });
         }
-        if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let replayed = response.headers().contains_key("idempotent-replayed");
-        let body = response.json().await.unwrap_or(Value::Null);
-        Ok(Answer {
-            status,
-            body,
-            replayed,
-        })
     }
 }
+
+/// How many times [`ApiClient::call`] asks when it is told to wait.
+const MAX_ATTEMPTS: u32 = 3;
 
 fn location(response: &reqwest::Response, at: &'static str) -> Result<String, ClientError> {
     response

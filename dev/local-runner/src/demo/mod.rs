@@ -650,33 +650,51 @@ const FINAL: [&str; 4] = ["published", "rejected", "failed", "cancelled"];
 
 /// Polls every accepted submission until all are final (or the time runs out), with a progress
 /// line. Returns the final storms by submission index.
+///
+/// Each round reads each user's list of posts once (one request, whatever the number of
+/// submissions) and a storm's full view only once it is final, once a second: a client that
+/// polled every submission twice a second would spend the user's per-minute request budget
+/// (`API_RATE_LIMIT_PER_MINUTE`) on polling alone.
 async fn settle(
     api: &ApiClient,
     sessions: &[Session],
     sent: &[Sent],
 ) -> Result<BTreeMap<usize, Value>, DemoError> {
     let deadline = Instant::now() + SETTLE_TIMEOUT;
+    let is_final = |st: &Value| FINAL.contains(&st["status"].as_str().unwrap_or(""));
     let mut latest: BTreeMap<usize, Value> = BTreeMap::new();
     loop {
-        for (i, s) in sent.iter().enumerate() {
-            let Some(id) = &s.id else { continue };
-            if latest
-                .get(&i)
-                .is_some_and(|st| FINAL.contains(&st["status"].as_str().unwrap_or("")))
-            {
+        for (who, session) in sessions.iter().enumerate() {
+            let pending: Vec<(usize, &str)> = sent
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| s.session == who && !latest.get(i).is_some_and(is_final))
+                .filter_map(|(i, s)| Some((i, s.id.as_deref()?)))
+                .collect();
+            if pending.is_empty() {
                 continue;
             }
-            let answer = api
-                .call(
-                    &sessions[s.session],
-                    Method::GET,
-                    &format!("/v1/posts/{id}"),
-                    None,
-                    None,
-                )
+            let list = api
+                .call(session, Method::GET, "/v1/posts?limit=100", None, None)
                 .await?;
-            if answer.status == StatusCode::OK {
-                latest.insert(i, answer.body);
+            if list.status != StatusCode::OK {
+                continue;
+            }
+            let listed = list.body["items"].as_array().cloned().unwrap_or_default();
+            for (i, id) in pending {
+                let Some(summary) = listed.iter().find(|st| st["id"] == id) else {
+                    continue;
+                };
+                if is_final(summary) {
+                    let view = api
+                        .call(session, Method::GET, &format!("/v1/posts/{id}"), None, None)
+                        .await?;
+                    if view.status == StatusCode::OK {
+                        latest.insert(i, view.body);
+                        continue;
+                    }
+                }
+                latest.insert(i, summary.clone());
             }
         }
         let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
@@ -686,20 +704,40 @@ async fn settle(
                 .or_default() += 1;
         }
         let accepted = sent.iter().filter(|s| s.id.is_some()).count();
-        let done = latest
-            .values()
-            .filter(|st| FINAL.contains(&st["status"].as_str().unwrap_or("")))
-            .count();
+        let done = latest.values().filter(|st| is_final(st)).count();
         let summary: Vec<String> = by_status.iter().map(|(k, v)| format!("{k} {v}")).collect();
         eprint!(
             "\rsettling: {done}/{accepted} final ({})        ",
             summary.join(", ")
         );
-        if done == accepted || Instant::now() > deadline {
+        if done == accepted {
             eprintln!();
             return Ok(latest);
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        if Instant::now() > deadline {
+            eprintln!();
+            // What never finished is reported as it last stood, in full.
+            for (i, s) in sent.iter().enumerate() {
+                let Some(id) = &s.id else { continue };
+                if latest.get(&i).is_some_and(is_final) {
+                    continue;
+                }
+                let view = api
+                    .call(
+                        &sessions[s.session],
+                        Method::GET,
+                        &format!("/v1/posts/{id}"),
+                        None,
+                        None,
+                    )
+                    .await?;
+                if view.status == StatusCode::OK {
+                    latest.insert(i, view.body);
+                }
+            }
+            return Ok(latest);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
     }
 }
 
