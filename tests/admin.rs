@@ -27,7 +27,7 @@ async fn admin_api(w: &World) -> (Api, String) {
         config,
         aws: w.stack.aws.clone(),
     };
-    let api = Api::from_deps(&deps).expect("api starts");
+    let api = Api::from_deps(&deps).await.expect("api starts");
     let login = api
         .users
         .upsert_on_login(&ThreadsUserId::parse("17841400000000999").unwrap())

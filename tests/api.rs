@@ -5,6 +5,8 @@
 //! other users (404) and reachable by an administrator only with an explicit, audited override;
 //! `Idempotency-Key` replays; bad input of every kind is a 4xx that stores nothing.
 
+use std::collections::BTreeMap;
+
 use lambda_http::{Body, Response};
 use local_stack::testing::TestStack;
 use proptest::prelude::*;
@@ -18,35 +20,77 @@ use threadstorm::runtime::Deps;
 use threadstorm::threads::UserId as ThreadsUserId;
 use threadstorm::users::{Role, UserId};
 use threadstorm_tests::support::gateway::event;
+use threadstorm_tests::support::world::{self as pipeline, World as Pipeline};
 
 const ACCOUNT_A: &str = "17841400000000101";
 const ACCOUNT_B: &str = "17841400000000202";
 
 struct World {
-    t: TestStack,
+    stack: Stack,
     api: Api,
 }
 
-/// A signed-in user: their id and a bearer token.
+/// Where the api function runs: a bare local stack, or a whole pipeline publishing to the
+/// Threads emulator (which the api then reads insights from).
+enum Stack {
+    Bare(Box<TestStack>),
+    Pipeline(Box<Pipeline>),
+}
+
+/// A user who logged in: their id and a bearer token.
 struct Person {
     id: UserId,
     token: String,
 }
 
-async fn world() -> World {
-    let t = TestStack::new().await;
-    let env = t.env(&API);
+async fn api_on(t: &TestStack, env: BTreeMap<String, String>) -> Api {
     let config = Config::from_lookup(&API, |k| env.get(k).cloned()).expect("config");
     let deps = Deps {
         function: &API,
         config,
         aws: t.aws.clone(),
     };
-    let api = Api::from_deps(&deps).expect("api starts");
-    World { t, api }
+    Api::from_deps(&deps).await.expect("api starts")
+}
+
+async fn world() -> World {
+    let t = TestStack::new().await;
+    let api = api_on(&t, t.env(&API)).await;
+    World {
+        stack: Stack::Bare(Box::new(t)),
+        api,
+    }
+}
+
+/// The api beside a pipeline whose poster publishes to the emulator, and which the api asks
+/// for insights.
+async fn world_with_threads() -> World {
+    let pipeline = Pipeline::new().await;
+    let mut env = pipeline.stack.env(&API);
+    env.insert("THREADS_GRAPH_URL".into(), pipeline.emu.base_url());
+    env.insert("THREADS_AUTH_URL".into(), pipeline.emu.authorize_url());
+    let api = api_on(&pipeline.stack, env).await;
+    World {
+        stack: Stack::Pipeline(Box::new(pipeline)),
+        api,
+    }
 }
 
 impl World {
+    fn t(&self) -> &TestStack {
+        match &self.stack {
+            Stack::Bare(t) => t,
+            Stack::Pipeline(p) => &p.stack,
+        }
+    }
+
+    fn pipeline(&self) -> &Pipeline {
+        match &self.stack {
+            Stack::Pipeline(p) => p,
+            Stack::Bare(_) => panic!("this world has no pipeline"),
+        }
+    }
+
     /// A user who logged in with Threads user `threads_id`, with `role`, owning `account`.
     async fn person(&self, threads_id: &str, role: Role, account: Option<&str>) -> Person {
         let login = self
@@ -59,8 +103,8 @@ impl World {
         assert!(self.api.users.set_role(&id, role).await.unwrap());
         if let Some(account) = account {
             let store = AccountStore::new(
-                self.t.aws.dynamodb.clone(),
-                self.t.name(Resource::AccountsTable),
+                self.t().aws.dynamodb.clone(),
+                self.t().name(Resource::AccountsTable),
             );
             store
                 .connect(&Account {
@@ -125,11 +169,11 @@ impl World {
     /// Messages waiting on the intake queue.
     async fn queued(&self) -> usize {
         let out = self
-            .t
+            .t()
             .aws
             .sqs
             .get_queue_attributes()
-            .queue_url(self.t.name(Resource::IntakeQueue))
+            .queue_url(self.t().name(Resource::IntakeQueue))
             .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
             .send()
             .await
@@ -147,17 +191,25 @@ impl World {
         page["items"].as_array().map_or(0, Vec::len)
     }
 
-    async fn audit_actions(&self) -> Vec<(String, String)> {
-        let scan = self
-            .t
+    /// Every record of the audit table.
+    async fn audit_items(
+        &self,
+    ) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+        self.t()
             .aws
             .dynamodb
             .scan()
-            .table_name(self.t.name(Resource::AuditTable))
+            .table_name(self.t().name(Resource::AuditTable))
             .send()
             .await
-            .unwrap();
-        scan.items()
+            .unwrap()
+            .items
+            .unwrap_or_default()
+    }
+
+    async fn audit_actions(&self) -> Vec<(String, String)> {
+        self.audit_items()
+            .await
             .iter()
             .filter_map(|i| {
                 let category = i.get("category")?.as_s().ok()?.clone();
@@ -977,10 +1029,11 @@ async fn administrators_pause_resume_revoke_rotate_and_verify_each_audited() {
         }
     };
     let switch = || async {
-        w.t.aws
+        w.t()
+            .aws
             .dynamodb
             .get_item()
-            .table_name(w.t.name(Resource::RateLimitsTable))
+            .table_name(w.t().name(Resource::RateLimitsTable))
             .key(
                 "pk",
                 aws_sdk_dynamodb::types::AttributeValue::S("control".into()),
@@ -1017,11 +1070,14 @@ async fn administrators_pause_resume_revoke_rotate_and_verify_each_audited() {
 
     let (status, body) = call("POST", "/v1/admin/accounts/17841400000000101/revoke", None).await;
     assert_eq!(status, 200, "{body}");
-    let account = AccountStore::new(w.t.aws.dynamodb.clone(), w.t.name(Resource::AccountsTable))
-        .get(&ThreadsUserId::parse(ACCOUNT_A).unwrap())
-        .await
-        .unwrap()
-        .unwrap();
+    let account = AccountStore::new(
+        w.t().aws.dynamodb.clone(),
+        w.t().name(Resource::AccountsTable),
+    )
+    .get(&ThreadsUserId::parse(ACCOUNT_A).unwrap())
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(account.status, AccountStatus::Disconnected);
     assert_eq!(account.sealed_token, None, "the token ciphertext is gone");
     let (status, _) = call("POST", "/v1/admin/accounts/17841400000000999/revoke", None).await;
@@ -1260,6 +1316,254 @@ async fn a_batch_gives_one_result_per_post_and_analytics_counts_by_status() {
     }
 }
 
+/// The emulator's second test user, a second account for the same person.
+const SECOND: &str = "90071992547409931";
+
+impl World {
+    /// Each `token.decrypt` audit record: (user, account, reason, outcome).
+    async fn token_openings(&self) -> Vec<(String, String, String, String)> {
+        let mut out: Vec<_> = self
+            .audit_items()
+            .await
+            .iter()
+            .filter(|i| {
+                i.get("action")
+                    .and_then(|a| a.as_s().ok())
+                    .map(String::as_str)
+                    == Some("token.decrypt")
+            })
+            .map(|i| {
+                assert_eq!(i["category"].as_s().unwrap(), "data_access");
+                let metadata: Value = serde_json::from_str(i["metadata"].as_s().unwrap()).unwrap();
+                (
+                    i["user_id"].as_s().unwrap().clone(),
+                    metadata["account_id"].as_str().unwrap().to_owned(),
+                    metadata["reason"].as_str().unwrap().to_owned(),
+                    i["outcome"].as_s().unwrap().clone(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+}
+
+/// `GET /v1/analytics` over real HTTP to moto and the Threads emulator: storms published through
+/// the whole pipeline, then each account's Threads insights beside ThreadStorm's counts — equal
+/// to what the emulator recorded; `insights=false` asks Threads nothing; a refused token costs
+/// only its own account's figures; another user's account is 404 and asks nobody; every token
+/// opened is audited as data access.
+#[tokio::test]
+async fn analytics_shows_each_accounts_threads_insights_beside_what_was_published() {
+    let w = world_with_threads().await;
+    let p = w.pipeline();
+    let alice = w.person("17841400000000001", Role::Business, None).await;
+    let bob = w
+        .person("17841400000000002", Role::Business, Some(ACCOUNT_B))
+        .await;
+    let first = p.hand_over(alice.id.as_str(), pipeline::ACCOUNT).await;
+    let second = p.connect(alice.id.as_str(), SECOND).await;
+
+    for (path, body) in [
+        (
+            "/v1/posts",
+            json!({"account_id": pipeline::ACCOUNT, "text": "one"}),
+        ),
+        (
+            "/v1/storms",
+            json!({"account_id": pipeline::ACCOUNT, "parts": [{"text": "a"}, {"text": "b"}]}),
+        ),
+        (
+            "/v1/posts",
+            json!({"account_id": SECOND, "text": "elsewhere"}),
+        ),
+    ] {
+        let (status, answer) = w.post(&alice, path, body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+    p.drain(pipeline::now()).await;
+    let published = p.emu.published();
+    assert_eq!(published.len(), 4, "{published:?}");
+    // Threads' counters for each post, and the totals each profile should report.
+    let mut expected: BTreeMap<String, [u64; 5]> = BTreeMap::new();
+    for (i, post) in published.iter().enumerate() {
+        let n = i as u64 + 1;
+        let counters = threads_emulator::MediaInsights {
+            views: 100 * n,
+            likes: 10 * n,
+            replies: n,
+            reposts: 2 * n,
+            quotes: 3 * n,
+            ..Default::default()
+        };
+        assert!(p.emu.set_media_insights(&post.media_id, counters.clone()));
+        let sums = expected.entry(post.owner_user_id.clone()).or_default();
+        for (sum, value) in sums.iter_mut().zip([
+            counters.views,
+            counters.likes,
+            counters.replies,
+            counters.reposts,
+            counters.quotes,
+        ]) {
+            *sum += value;
+        }
+    }
+    p.emu.set_followers_count(pipeline::ACCOUNT, 57);
+    p.emu.set_followers_count(SECOND, 3);
+    let figures = |answer: &Value, account: &str| -> Value {
+        answer["accounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["account_id"] == account)
+            .unwrap_or_else(|| panic!("no {account} in {answer}"))
+            .clone()
+    };
+    let insights_calls = || p.emu.calls().user_insights;
+
+    let (status, answer) = w.get(&alice, "/v1/analytics", &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(insights_calls(), 2, "one threads_insights call per account");
+    for (account, followers) in [(pipeline::ACCOUNT, 57), (SECOND, 3)] {
+        let entry = figures(&answer, account);
+        let [views, likes, replies, reposts, quotes] = expected[account];
+        assert_eq!(
+            entry["insights"],
+            json!({
+                "views": views, "likes": likes, "replies": replies, "reposts": reposts,
+                "quotes": quotes, "followers_count": followers
+            }),
+            "{account}: {answer}"
+        );
+        assert_eq!(entry["insights_error"], Value::Null);
+    }
+    // ThreadStorm's own records sit beside them.
+    let main = figures(&answer, pipeline::ACCOUNT);
+    assert_eq!(main["by_status"]["published"], 2, "{answer}");
+    assert_eq!(main["posts_published"], 3);
+    assert_eq!(answer["insights_complete"], true);
+    assert_eq!(answer["insights_period"]["until"], answer["to"]);
+    // Each token opened was audited as data access, for its owner, as reading insights.
+    let alice_id = alice.id.to_string();
+    let opened = |first: usize, second: usize| {
+        let mut want = Vec::new();
+        for (account, n) in [(pipeline::ACCOUNT, first), (SECOND, second)] {
+            for _ in 0..n {
+                want.push((
+                    alice_id.clone(),
+                    account.to_owned(),
+                    "insights".to_owned(),
+                    "success".to_owned(),
+                ));
+            }
+        }
+        want
+    };
+    let insight_openings = || async {
+        w.token_openings()
+            .await
+            .into_iter()
+            .filter(|o| o.2 == "insights")
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(insight_openings().await, opened(1, 1));
+
+    // insights=false: ThreadStorm's records only; Threads is not asked, no token opened.
+    let (status, plain) = w
+        .get(&alice, "/v1/analytics", &[("insights", "false")])
+        .await;
+    assert_eq!(status, 200, "{plain}");
+    assert_eq!(insights_calls(), 2);
+    assert!(figures(&plain, pipeline::ACCOUNT).get("insights").is_none());
+    assert!(plain.get("insights_complete").is_none());
+    assert_eq!(insight_openings().await, opened(1, 1));
+    // A bad value is a problem, not a guess, and asks nobody.
+    let (status, problem, res) = w
+        .call(
+            Some(&alice),
+            "GET",
+            "/v1/analytics",
+            &[("insights", "yes")],
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!((status, problem["field"].as_str()), (400, Some("insights")));
+    assert_eq!(
+        res.headers()["content-type"].to_str().unwrap(),
+        "application/problem+json"
+    );
+    assert_eq!(insights_calls(), 2);
+
+    // Threads refuses the second account's token: its figures are missing with a reason to
+    // act on, the first account's are there.
+    p.emu.revoke_token(&second);
+    let (status, answer) = w.get(&alice, "/v1/analytics", &[]).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(insights_calls(), 4);
+    let refused = figures(&answer, SECOND);
+    assert_eq!(refused["insights"], Value::Null);
+    assert_eq!(
+        refused["insights_error"]["code"], "needs_reauth",
+        "{answer}"
+    );
+    assert!(
+        refused["insights_error"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("connect the account again")
+    );
+    assert_eq!(
+        figures(&answer, pipeline::ACCOUNT)["insights"]["followers_count"],
+        57
+    );
+    assert_eq!(insight_openings().await, opened(2, 2));
+    // The account is flagged as the poster flags it, so the next answer does not ask Threads
+    // with that token again.
+    let store = AccountStore::new(
+        w.t().aws.dynamodb.clone(),
+        w.t().name(Resource::AccountsTable),
+    );
+    let flagged = store
+        .get(&ThreadsUserId::parse(SECOND).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(flagged.status, AccountStatus::NeedsReauth);
+    let (_, again) = w.get(&alice, "/v1/analytics", &[]).await;
+    assert_eq!(
+        figures(&again, SECOND)["insights_error"]["code"],
+        "needs_reauth"
+    );
+    assert_eq!(insights_calls(), 5);
+    assert_eq!(insight_openings().await, opened(3, 2));
+
+    // Another user's account is not found, and nothing is fetched or opened for it.
+    let (status, _) = w
+        .get(&alice, "/v1/analytics", &[("account", ACCOUNT_B)])
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = w
+        .get(&bob, "/v1/analytics", &[("account", pipeline::ACCOUNT)])
+        .await;
+    assert_eq!(status, 404);
+    assert_eq!(insights_calls(), 5);
+    assert_eq!(insight_openings().await, opened(3, 2));
+    // One account asked for by name: one call.
+    let (status, one) = w
+        .get(&alice, "/v1/analytics", &[("account", pipeline::ACCOUNT)])
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!(one["accounts"].as_array().unwrap().len(), 1);
+    assert_eq!(insights_calls(), 6);
+
+    // No token, in any form, in the audit log.
+    let audit = format!("{:?}", w.audit_items().await);
+    for token in [&first, &second] {
+        assert!(!audit.contains(token.as_str()));
+    }
+}
+
 /// DynamoDB stops a Query at 1 MB: with items of 300 KB a page holds three. Paging must still
 /// reach every item, newest first, across the caller's accounts, whatever `limit` asks for.
 #[tokio::test]
@@ -1277,10 +1581,11 @@ async fn the_inbox_pages_through_items_larger_than_a_dynamodb_page_allows() {
         let account = if i % 2 == 0 { ACCOUNT_A } else { second };
         let sk = format!("{:011}#{:020}", 1_800_000_000 + i, i);
         expected.push(format!("reply-{i}"));
-        w.t.aws
+        w.t()
+            .aws
             .dynamodb
             .put_item()
-            .table_name(w.t.name(Resource::InboxTable))
+            .table_name(w.t().name(Resource::InboxTable))
             .item("account_id", threadstorm::store::s(account))
             .item("sk", threadstorm::store::s(&sk))
             .item("id", threadstorm::store::s(format!("reply-{i}")))

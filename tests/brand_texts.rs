@@ -37,6 +37,7 @@ async fn the_root_names_the_product_its_version_and_the_disclaimers() {
         config,
         aws: t.aws.clone(),
     })
+    .await
     .unwrap();
     let terms = ProhibitedTerms::default();
 

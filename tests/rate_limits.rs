@@ -173,7 +173,9 @@ async fn assert_refused(res: reqwest::Response, retry_after: &str) {
 #[tokio::test]
 async fn a_user_over_the_api_limit_gets_429_until_the_minute_ends_and_nobody_else_does() {
     let (t, emu) = stack(&[("ApiRateLimitPerMinute", "3")]).await;
-    let mut api = Api::from_deps(&deps(&t, &API, &emu)).expect("api starts");
+    let mut api = Api::from_deps(&deps(&t, &API, &emu))
+        .await
+        .expect("api starts");
     assert_eq!(api.rate_limiter.per_minute, 3, "the template's parameter");
     let clock = Arc::new(ManualClock::at_unix(NOW));
     api.clock = clock.clone();

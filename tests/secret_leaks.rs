@@ -99,7 +99,9 @@ async fn no_secret_sent_through_any_route_reaches_a_log_line_or_an_audit_record(
         .secret_values
         .insert("WebhookVerifyTokenSecret".into(), VERIFY_TOKEN.into());
     let t = TestStack::with_options(options).await;
-    let api = Api::from_deps(&deps(&t, &API, &emu.app_id)).expect("api starts");
+    let api = Api::from_deps(&deps(&t, &API, &emu.app_id))
+        .await
+        .expect("api starts");
     let hooks = Webhooks::from_deps(&deps(&t, &WEBHOOKS, &emu.app_id))
         .await
         .expect("webhooks start");

@@ -98,6 +98,8 @@ fn grants(policies: &[Value], resource: Resource) -> BTreeSet<&'static str> {
                     }
                     if actions.contains("kms:GenerateDataKey") && actions.contains("kms:Decrypt") {
                         out.insert("key-seal");
+                    } else if actions.contains("kms:Decrypt") {
+                        out.insert("key-open");
                     }
                     if actions.contains("secretsmanager:RotateSecret")
                         && actions.contains("secretsmanager:DescribeSecret")
@@ -128,6 +130,7 @@ fn expected_grant(access: Access) -> Option<&'static str> {
         Access::Rotate => Some("secret-rotate"),
         Access::StartRotation => Some("secret-start-rotation"),
         Access::Seal => Some("key-seal"),
+        Access::Open => Some("key-open"),
         Access::Consume => None,
     }
 }

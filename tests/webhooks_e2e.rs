@@ -66,7 +66,7 @@ async fn e2e() -> E2e {
         config,
         aws: w.stack.aws.clone(),
     };
-    let api = Api::from_deps(&deps).expect("api starts");
+    let api = Api::from_deps(&deps).await.expect("api starts");
 
     // The account's owner logs in with Threads, and the account is theirs.
     let login = api

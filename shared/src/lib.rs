@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod edge;
 pub mod inbox;
+pub mod insights;
 pub mod metrics;
 pub mod oauth;
 pub mod pipeline;

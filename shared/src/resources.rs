@@ -154,6 +154,8 @@ pub enum Access {
     StartRotation,
     /// Key: GenerateDataKey and Decrypt.
     Seal,
+    /// Key: Decrypt only — opening sealed tokens, never sealing new ones.
+    Open,
 }
 
 /// One resource a function uses and how.
@@ -209,6 +211,8 @@ pub static API: FunctionSpec = FunctionSpec {
         need(InboxTable, Read),
         need(IntakeQueue, Send),
         need(SessionKeySecret, ReadSecret),
+        // Opening account tokens to read Threads insights (GET /v1/analytics).
+        need(TokenKey, Open),
         // Emergency rotation from the admin API.
         need(SessionKeySecret, StartRotation),
         need(WebhookVerifyTokenSecret, StartRotation),
@@ -363,7 +367,7 @@ mod tests {
                     Read | ReadWrite | Count => n.resource.kind() == Kind::Table,
                     Send | Consume => n.resource.kind() == Kind::Queue,
                     ReadSecret | Rotate | StartRotation => n.resource.kind() == Kind::Secret,
-                    Seal => n.resource.kind() == Kind::Key,
+                    Seal | Open => n.resource.kind() == Kind::Key,
                 };
                 assert!(fits, "{}: {:?} on {:?}", f.name, n.access, n.resource);
             }

@@ -7,17 +7,22 @@
 //! never a fake success.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use tracing::Instrument;
 
+use crate::audit::Audit;
 use crate::aws::AwsClients;
 use crate::config::{Config, ConfigError, LogLevel};
 use crate::metrics::{Metric, Metrics, dimension};
 use crate::resources::FunctionSpec;
+use crate::secrets::SecretReader;
+use crate::threads::{ThreadsClient, ThreadsConfig};
+use crate::vault::Vault;
 
 /// What a handler needs: the function's configuration and its AWS clients.
 #[derive(Clone, Debug)]
@@ -25,6 +30,46 @@ pub struct Deps {
     pub function: &'static FunctionSpec,
     pub config: Config,
     pub aws: AwsClients,
+}
+
+/// Why a function's dependencies could not be built at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("the Threads client could not be built: {0}")]
+    Threads(String),
+    #[error("the token vault could not open: {0}")]
+    Vault(String),
+}
+
+impl Deps {
+    /// The Threads client for the configured hosts; `timeouts` (connect, whole call) replace the
+    /// client's own where a function must answer sooner.
+    pub fn threads_client(
+        &self,
+        timeouts: Option<(Duration, Duration)>,
+    ) -> Result<ThreadsClient, StartError> {
+        let threads = &self.config.threads;
+        let config = ThreadsConfig::new(&threads.graph_url, &threads.authorize_url)
+            .map_err(|e| StartError::Threads(e.to_string()))?;
+        let config = match timeouts {
+            Some((connect, call)) => config.with_timeouts(connect, call),
+            None => config,
+        };
+        ThreadsClient::new(config).map_err(|e| StartError::Threads(e.to_string()))
+    }
+
+    /// The token vault the configuration asks for ([`Vault::open`]), auditing each opening.
+    pub async fn vault(
+        &self,
+        secrets: Arc<SecretReader>,
+        audit: Audit,
+    ) -> Result<Vault, StartError> {
+        Vault::open(&self.config, self.aws.kms.clone(), secrets, audit)
+            .await
+            .map_err(|e| StartError::Vault(e.to_string()))
+    }
 }
 
 /// Reads the configuration, starts JSON logging at `LOG_LEVEL` and builds the AWS clients.

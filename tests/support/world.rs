@@ -226,8 +226,8 @@ impl World {
             .expect("quota readable")
     }
 
-    /// Connects `account` for `owner`, with a fresh emulator token.
-    pub async fn connect(&self, owner: &str, account: &str) {
+    /// Connects `account` for `owner`, with a fresh emulator token; returns the token.
+    pub async fn connect(&self, owner: &str, account: &str) -> String {
         let token = self.emu.issue_long_lived_token(account);
         let sealed = self.seal(&token, owner, account).await;
         let t = now();
@@ -248,6 +248,7 @@ impl World {
         .connect(&record)
         .await
         .expect("account connected");
+        token
     }
 
     /// `token` sealed for `owner` and `account`, as stored in the accounts table.
@@ -260,8 +261,9 @@ impl World {
             .into_string()
     }
 
-    /// Hands `account` to `owner` as if the old owner disconnected it and `owner` connected it.
-    pub async fn hand_over(&self, owner: &str, account: &str) {
+    /// Hands `account` to `owner` as if the old owner disconnected it and `owner` connected it;
+    /// returns the new token.
+    pub async fn hand_over(&self, owner: &str, account: &str) -> String {
         self.stack
             .aws
             .dynamodb
@@ -271,7 +273,7 @@ impl World {
             .send()
             .await
             .expect("account deleted");
-        self.connect(owner, account).await;
+        self.connect(owner, account).await
     }
 
     /// Submits a storm of text parts through intake.

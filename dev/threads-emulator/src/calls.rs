@@ -19,6 +19,7 @@ pub enum Call {
     Read,
     PublishingLimit,
     Insights,
+    UserInsights,
     Delete,
     Other,
 }
@@ -35,9 +36,11 @@ impl Call {
             Call::Publish => Some(Endpoint::Publish),
             Call::Status => Some(Endpoint::Status),
             Call::Delete => Some(Endpoint::Delete),
-            Call::Read | Call::PublishingLimit | Call::Insights | Call::Other => {
-                Some(Endpoint::Read)
-            }
+            Call::Read
+            | Call::PublishingLimit
+            | Call::Insights
+            | Call::UserInsights
+            | Call::Other => Some(Endpoint::Read),
         }
     }
 }
@@ -63,7 +66,10 @@ pub struct CallCounts {
     /// Other reads: `/me`, `/{user}/threads`, `/{media-id}`, replies.
     pub read: u64,
     pub publishing_limit: u64,
+    /// `GET /{media-id}/insights`.
     pub insights: u64,
+    /// `GET /{user}/threads_insights`.
+    pub user_insights: u64,
     /// `DELETE /{media-id}`.
     pub delete: u64,
     /// Requests to paths Threads does not have.
@@ -84,6 +90,7 @@ impl CallCounts {
             Call::Read => &mut self.read,
             Call::PublishingLimit => &mut self.publishing_limit,
             Call::Insights => &mut self.insights,
+            Call::UserInsights => &mut self.user_insights,
             Call::Delete => &mut self.delete,
             Call::Other => &mut self.other,
         };
@@ -107,6 +114,7 @@ impl CallCounts {
             + self.read
             + self.publishing_limit
             + self.insights
+            + self.user_insights
             + self.delete
             + self.other
     }

@@ -1,6 +1,6 @@
 //! `/_emulator/…`: what a test or a local stack uses to steer the emulator over HTTP — the
-//! clock, faults, the publish record, call counts, tokens without OAuth, insights, webhook
-//! and signed_request sending, reset. Not part of Threads; never counted as a Threads call.
+//! clock, faults, the publish record, call counts, tokens without OAuth, insights and followers,
+//! webhook and signed_request sending, reset. Not part of Threads; never counted as a Threads call.
 
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ pub fn router() -> Router<App> {
         .route("/tokens", post(token_issue))
         .route("/tokens/revoke", post(token_revoke))
         .route("/insights", post(insights_set))
+        .route("/followers", post(followers_set))
         .route("/webhooks/send", post(webhook_send))
         .route("/webhooks/verify", post(webhook_verify))
         .route("/signed_request", post(signed_request))
@@ -245,6 +246,22 @@ async fn insights_set(State(app): State<App>, bytes: Bytes) -> Answer {
     } else {
         Err(Refusal(StatusCode::NOT_FOUND, "no such media".into()))
     }
+}
+
+#[derive(Deserialize)]
+struct SetFollowers {
+    user_id: String,
+    followers_count: u64,
+}
+
+async fn followers_set(State(app): State<App>, bytes: Bytes) -> Answer {
+    let request = body::<SetFollowers>(&bytes)?;
+    crate::profile_insights::set_followers(
+        &mut app.lock(),
+        &request.user_id,
+        request.followers_count,
+    );
+    ok(&json!({ "user_id": request.user_id, "followers_count": request.followers_count }))
 }
 
 #[derive(Deserialize)]

@@ -21,7 +21,8 @@
 //! - [`Emulator`]: `start`, `start_on`, `base_url`, `authorize_url`, `clock`,
 //!   `issue_long_lived_token`, `issue_short_lived_token`, `issue_token_with_scopes`,
 //!   `revoke_token`, `inject`, `clear_faults`, `published`, `calls`, `container_status`,
-//!   `set_media_insights`, `send_webhook`, `reset`, `shutdown`; it stops when dropped.
+//!   `set_media_insights`, `set_followers_count`, `send_webhook`, `reset`, `shutdown`; it stops
+//!   when dropped.
 //! - [`EmulatorConfig`] (every field public, `Default` as Meta documents), [`TestUser`],
 //!   [`Quotas`].
 //! - [`Clock`]: `now`, `now_millis`, `advance`, `set`, `set_millis`, `reset`.
@@ -42,6 +43,7 @@ mod ids;
 mod json;
 mod media;
 mod oauth;
+mod profile_insights;
 mod publishing;
 mod quotas;
 mod request;

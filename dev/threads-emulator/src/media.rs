@@ -325,16 +325,7 @@ fn page(
             .clamp(1, MAX_PAGE),
         None => DEFAULT_PAGE,
     };
-    let bound = |name: &str| -> Result<Option<i64>, GraphError> {
-        p.non_empty(name)
-            .map(|raw| {
-                raw.parse::<i64>().map_err(|_| {
-                    GraphError::invalid_param(format!("Param {name} must be a unix timestamp"))
-                })
-            })
-            .transpose()
-    };
-    let (since, until) = (bound("since")?, bound("until")?);
+    let (since, until) = (p.unix_time("since")?, p.unix_time("until")?);
     let items: Vec<&Media> = items
         .into_iter()
         .filter(|m| since.is_none_or(|s| m.published_ms.div_euclid(1000) >= s))
@@ -436,7 +427,8 @@ const METRICS: [(&str, &str, &str); 7] = [
     ),
 ];
 
-fn metric_value(insights: &MediaInsights, name: &str) -> u64 {
+/// A post's counter by metric name (`clicks` for any other).
+pub fn metric_value(insights: &MediaInsights, name: &str) -> u64 {
     match name {
         "views" => insights.views,
         "likes" => insights.likes,

@@ -32,6 +32,17 @@ impl Params {
             .ok_or_else(|| GraphError::missing_param(name))
     }
 
+    /// A Unix timestamp (`since`, `until`), if given; anything else is code 100.
+    pub fn unix_time(&self, name: &str) -> Result<Option<i64>, GraphError> {
+        self.non_empty(name)
+            .map(|raw| {
+                raw.parse::<i64>().map_err(|_| {
+                    GraphError::invalid_param(format!("Param {name} must be a unix timestamp"))
+                })
+            })
+            .transpose()
+    }
+
     /// Graph booleans: `true`/`false`, also `1`/`0`.
     pub fn flag(&self, name: &str) -> bool {
         matches!(self.get(name), Some("true" | "1" | "True" | "TRUE"))

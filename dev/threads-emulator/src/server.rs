@@ -20,7 +20,7 @@ use crate::error::GraphError;
 use crate::faults::FaultPlan;
 use crate::state::{App, ContainerStatus, MediaInsights, PublishedPost, TokenKind};
 use crate::webhook::{self, Change, Delivery, DeliveryReport, ValuesShape};
-use crate::{containers, control, media, oauth, publishing, quotas, tokens};
+use crate::{containers, control, media, oauth, profile_insights, publishing, quotas, tokens};
 
 /// Every route, Threads' and the control ones.
 pub fn router(app: App) -> Router {
@@ -45,6 +45,10 @@ pub fn router(app: App) -> Router {
             get(quotas::publishing_limit),
         )
         .route("/v1.0/{id}/insights", get(media::insights))
+        .route(
+            "/v1.0/{id}/threads_insights",
+            get(profile_insights::user_insights),
+        )
         .route("/v1.0/{id}/replies", get(media::list_replies))
         .route("/v1.0/{id}/conversation", get(media::conversation))
         .nest("/_emulator", control::router())
@@ -212,6 +216,11 @@ impl Emulator {
     /// Sets a media object's insight counters; false when there is no such media.
     pub fn set_media_insights(&self, media_id: &str, insights: MediaInsights) -> bool {
         media::set_insights(&mut self.app.lock(), media_id, insights)
+    }
+
+    /// Sets a user's `followers_count`, as `threads_insights` reports it.
+    pub fn set_followers_count(&self, user_id: &str, followers_count: u64) {
+        profile_insights::set_followers(&mut self.app.lock(), user_id, followers_count);
     }
 
     /// Forgets all codes, tokens, containers, media, quotas, faults and counts.

@@ -238,6 +238,8 @@ pub struct Inner {
     pub quotas: QuotaLedger,
     pub faults: FaultBook,
     pub calls: CallCounts,
+    /// Followers per user (`followers_count` of `threads_insights`); tests set them, 0 otherwise.
+    pub followers: HashMap<String, u64>,
     next_container: u64,
     next_media: u64,
 }
@@ -253,6 +255,7 @@ impl Inner {
             quotas: QuotaLedger::default(),
             faults: FaultBook::new(config.fault_seed),
             calls: CallCounts::default(),
+            followers: HashMap::new(),
             next_container: ids::FIRST_CONTAINER_ID,
             next_media: ids::FIRST_MEDIA_ID,
         }

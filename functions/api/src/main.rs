@@ -7,6 +7,6 @@ use threadstorm::{resources, runtime};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let deps = runtime::start(&resources::API).await?;
-    let api = Api::from_deps(&deps)?;
+    let api = Api::from_deps(&deps).await?;
     runtime::serve_http(&deps, |request| api.handle(request)).await
 }

@@ -27,9 +27,10 @@ use serde_json::json;
 use crate::accounts::AccountStore;
 use crate::audit::{Audit, AuditRecord, Category, DynamoAuditSink, Outcome};
 use crate::clock::{Clock, SystemClock};
-use crate::config::{Config, ConfigError};
+use crate::config::Config;
 use crate::edge::{self, Caller, Problem};
 use crate::inbox::InboxStore;
+use crate::insights::{InsightSettings, InsightsReader};
 use crate::pipeline::idempotency::IdempotencyStore;
 use crate::pipeline::intake::IntakeDeps;
 use crate::pipeline::scheduler::SweepSettings;
@@ -40,6 +41,7 @@ use crate::rate_limit::{RateLimiter, Scope};
 use crate::rbac::{self, Decision, Denial, Principal, Target};
 use crate::resources::Resource;
 use crate::rotation::store::SecretStore;
+use crate::runtime::StartError;
 use crate::secrets::SecretReader;
 use crate::sessions::{self, SessionError, Sessions};
 use crate::users::Users;
@@ -71,8 +73,15 @@ pub struct Api {
     pub secret_store: SecretStore,
     /// Requests per signed-in user per minute.
     pub rate_limiter: RateLimiter,
+    /// Threads insights for `GET /v1/analytics`, read with each account's own token.
+    pub insights: InsightsReader,
     pub clock: Arc<dyn Clock>,
 }
+
+/// Each Threads call of a request waits at most this long, so a slow Threads cannot hold the
+/// api function (10 s) to its timeout.
+const THREADS_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const THREADS_CALL_TIMEOUT: Duration = Duration::from_secs(4);
 
 /// Who is asking, and from where.
 pub(crate) struct Ctx<'a> {
@@ -86,13 +95,16 @@ pub(crate) struct Ctx<'a> {
 
 impl Api {
     /// Builds the routes' dependencies from the function's configuration and clients.
-    pub fn from_deps(deps: &crate::runtime::Deps) -> Result<Self, ConfigError> {
+    pub async fn from_deps(deps: &crate::runtime::Deps) -> Result<Self, StartError> {
         let config = deps.config.clone();
         let dynamodb = deps.aws.dynamodb.clone();
         let secrets = Arc::new(SecretReader::new(
             deps.aws.secrets.clone(),
             Duration::from_secs(300),
         ));
+        let audit = Audit::from_config(dynamodb.clone(), &config)?;
+        let vault = deps.vault(secrets.clone(), audit.clone()).await?;
+        let threads = deps.threads_client(Some((THREADS_CONNECT_TIMEOUT, THREADS_CALL_TIMEOUT)))?;
         let posts = PostsStore::new(dynamodb.clone(), config.resource(Resource::PostsTable)?);
         let accounts =
             AccountStore::new(dynamodb.clone(), config.resource(Resource::AccountsTable)?);
@@ -115,7 +127,7 @@ impl Api {
                 IDEMPOTENCY_KEYS_KEPT,
             ),
             inbox: InboxStore::new(dynamodb.clone(), config.resource(Resource::InboxTable)?),
-            audit: Audit::from_config(dynamodb.clone(), &config)?,
+            audit,
             audit_sink: DynamoAuditSink::new(
                 dynamodb.clone(),
                 config.resource(Resource::AuditTable)?,
@@ -124,6 +136,11 @@ impl Api {
             rate_limits_table: config.resource(Resource::RateLimitsTable)?.to_owned(),
             secret_store: SecretStore::new(deps.aws.secrets.clone()),
             rate_limiter: RateLimiter::from_config(dynamodb.clone(), &config, Scope::ApiUser)?,
+            insights: InsightsReader {
+                threads,
+                tokens: Arc::new(vault),
+                settings: InsightSettings::default(),
+            },
             dynamodb,
             accounts,
             posts,

@@ -27,9 +27,7 @@ use crate::rate_limit::{self, RateLimiter};
 use crate::resources::Resource;
 use crate::secrets::SecretReader;
 use crate::sessions::{self, Sessions};
-use crate::threads::{
-    AppCredentials, AuthorizeRequest, Scope, ThreadsClient, ThreadsConfig, ThreadsError,
-};
+use crate::threads::{AppCredentials, AuthorizeRequest, Scope, ThreadsClient, ThreadsError};
 use crate::users::Users;
 use crate::vault::{Purpose, TokenOwner, Vault};
 
@@ -64,16 +62,7 @@ pub struct OAuth {
     redirect_uri: String,
 }
 
-/// Why the oauth function could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("the Threads client could not be built: {0}")]
-    Threads(String),
-    #[error("the token vault could not open: {0}")]
-    Vault(String),
-}
+pub use crate::runtime::StartError;
 
 impl OAuth {
     /// Builds the routes' dependencies from the function's configuration and clients.
@@ -87,11 +76,7 @@ impl OAuth {
             var: "OAUTH_REDIRECT_URI",
             why: "the exact redirect URI registered with Meta (template parameter PublicBaseUrl)",
         })?;
-        let threads_config =
-            ThreadsConfig::new(&config.threads.graph_url, &config.threads.authorize_url)
-                .map_err(|e| StartError::Threads(e.to_string()))?;
-        let threads =
-            ThreadsClient::new(threads_config).map_err(|e| StartError::Threads(e.to_string()))?;
+        let threads = deps.threads_client(None)?;
         let secrets = Arc::new(SecretReader::new(
             deps.aws.secrets.clone(),
             std::time::Duration::from_secs(300),
@@ -101,14 +86,7 @@ impl OAuth {
             config.resource(Resource::AuditTable)?,
             &config.logs,
         );
-        let vault = Vault::open(
-            &config,
-            deps.aws.kms.clone(),
-            secrets.clone(),
-            audit.clone(),
-        )
-        .await
-        .map_err(|e| StartError::Vault(e.to_string()))?;
+        let vault = deps.vault(secrets.clone(), audit.clone()).await?;
         Ok(OAuth {
             threads,
             states: StateStore::new(

@@ -15,8 +15,8 @@ use super::oauth::{
 };
 use super::redact::redact_url;
 use super::types::{
-    ContainerStatus, ContainerStatusBody, DataBody, Deleted, IdBody, Insight, ListThreads, Metric,
-    NewContainer, Page, Profile, PublishingLimit, ThreadsMedia,
+    ContainerStatus, ContainerStatusBody, DataBody, Deleted, IdBody, Insight, InsightPeriod,
+    ListThreads, Metric, NewContainer, Page, Profile, PublishingLimit, ThreadsMedia, UserMetric,
 };
 
 /// Where Threads is and how long to wait for it.
@@ -339,6 +339,45 @@ impl ThreadsClient {
         Ok(body.data)
     }
 
+    /// The profile's own figures (`threads_insights`) over `period` (Threads' default — yesterday
+    /// through today — when `None`): one call for every metric asked for, or all of them when
+    /// `metrics` is empty. Read each with [`UserMetric::total_in`].
+    pub async fn user_insights(
+        &self,
+        token: &AccessToken,
+        user: &UserId,
+        metrics: &[UserMetric],
+        period: Option<InsightPeriod>,
+    ) -> Result<Vec<Insight>, ThreadsError> {
+        let url = self.user_insights_url(user, metrics, period);
+        let body: DataBody<Vec<Insight>> = self
+            .send(Call::UserInsights, self.authed(Method::GET, url, token))
+            .await?;
+        Ok(body.data)
+    }
+
+    fn user_insights_url(
+        &self,
+        user: &UserId,
+        metrics: &[UserMetric],
+        period: Option<InsightPeriod>,
+    ) -> Url {
+        let metrics = if metrics.is_empty() {
+            &UserMetric::ALL[..]
+        } else {
+            metrics
+        };
+        let mut url = self.url(true, &[user.as_str(), "threads_insights"]);
+        url.query_pairs_mut()
+            .append_pair("metric", &user_metric_param(metrics));
+        if let Some(period) = period {
+            url.query_pairs_mut()
+                .append_pair("since", &period.since.to_string())
+                .append_pair("until", &period.until.to_string());
+        }
+        url
+    }
+
     /// Deletes a published post (needs threads_delete; 100 a day). Replies of a deleted root stay.
     pub async fn delete(
         &self,
@@ -440,6 +479,17 @@ impl ThreadsClient {
         }
         parse_success(call, status, &body)
     }
+}
+
+/// `metric=` for `threads_insights`: the names in the order given, each once.
+fn user_metric_param(metrics: &[UserMetric]) -> String {
+    let mut names: Vec<&str> = Vec::with_capacity(metrics.len());
+    for metric in metrics {
+        if !names.contains(&metric.as_str()) {
+            names.push(metric.as_str());
+        }
+    }
+    names.join(",")
 }
 
 /// Reads a success body. Token-bearing answers never have serde's message (which may quote a
@@ -580,6 +630,34 @@ mod tests {
         assert_eq!(
             client(DEFAULT_GRAPH_BASE).url(true, &["me"]).as_str(),
             "https://graph.threads.net/v1.0/me"
+        );
+    }
+
+    #[test]
+    fn user_insights_ask_for_each_metric_once_in_order() {
+        use UserMetric::*;
+        assert_eq!(
+            user_metric_param(&[Views, Likes, Replies, Reposts, Quotes, FollowersCount]),
+            "views,likes,replies,reposts,quotes,followers_count"
+        );
+        assert_eq!(user_metric_param(&[Likes, Views, Likes]), "likes,views");
+        let client = client("http://127.0.0.1:9000");
+        let user = UserId::parse("17841405793187218").unwrap();
+        let period = InsightPeriod {
+            since: 1_796_000_000,
+            until: 1_796_299_200,
+        };
+        assert_eq!(
+            client
+                .user_insights_url(&user, &[Views, FollowersCount], Some(period))
+                .as_str(),
+            "http://127.0.0.1:9000/v1.0/17841405793187218/threads_insights\
+             ?metric=views%2Cfollowers_count&since=1796000000&until=1796299200"
+        );
+        assert_eq!(
+            client.user_insights_url(&user, &[], None).as_str(),
+            "http://127.0.0.1:9000/v1.0/17841405793187218/threads_insights\
+             ?metric=views%2Clikes%2Creplies%2Creposts%2Cquotes%2Cclicks%2Cfollowers_count"
         );
     }
 

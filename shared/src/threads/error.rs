@@ -24,6 +24,7 @@ pub enum Call {
     ListThreads,
     ListReplies,
     Insights,
+    UserInsights,
     Delete,
 }
 
@@ -43,6 +44,7 @@ impl Call {
             Call::ListThreads => "threads (list)",
             Call::ListReplies => "replies (list)",
             Call::Insights => "insights",
+            Call::UserInsights => "threads_insights",
             Call::Delete => "delete",
         }
     }

@@ -23,7 +23,7 @@ pub use oauth::{
 pub use redact::{is_sensitive_param, redact_url};
 pub use retry::{BACKOFF_BASE, BACKOFF_CAP, backoff, backoff_between};
 pub use types::{
-    ContainerFailure, ContainerStatus, Cursors, Deleted, Insight, InsightValue, ListThreads, Media,
-    MediaRef, Metric, NewContainer, Page, Paging, Profile, PublishingLimit, QuotaConfig,
-    ReplyControl, ThreadsMedia,
+    ContainerFailure, ContainerStatus, Cursors, Deleted, Insight, InsightPeriod, InsightValue,
+    ListThreads, Media, MediaRef, Metric, NewContainer, Page, Paging, Profile, PublishingLimit,
+    QuotaConfig, ReplyControl, ThreadsMedia, UserMetric,
 };

@@ -427,7 +427,78 @@ impl Metric {
     ];
 }
 
-/// One insight of a post.
+/// A profile metric of `GET /{user}/threads_insights`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UserMetric {
+    Views,
+    Likes,
+    Replies,
+    Reposts,
+    Quotes,
+    Clicks,
+    FollowersCount,
+}
+
+impl UserMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UserMetric::Views => "views",
+            UserMetric::Likes => "likes",
+            UserMetric::Replies => "replies",
+            UserMetric::Reposts => "reposts",
+            UserMetric::Quotes => "quotes",
+            UserMetric::Clicks => "clicks",
+            UserMetric::FollowersCount => "followers_count",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<UserMetric> {
+        UserMetric::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+
+    pub const ALL: [UserMetric; 7] = [
+        UserMetric::Views,
+        UserMetric::Likes,
+        UserMetric::Replies,
+        UserMetric::Reposts,
+        UserMetric::Quotes,
+        UserMetric::Clicks,
+        UserMetric::FollowersCount,
+    ];
+
+    /// This metric's total among `items`, as [`Insight::total`] reads it.
+    pub fn total_in(self, items: &[Insight]) -> Option<u64> {
+        items
+            .iter()
+            .find(|i| i.name == self.as_str())
+            .and_then(Insight::total)
+    }
+}
+
+/// The Unix seconds a `threads_insights` query covers (`since`, `until`, both included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsightPeriod {
+    pub since: i64,
+    pub until: i64,
+}
+
+impl InsightPeriod {
+    /// Threads' user insights start on 13 April 2024; an earlier `since` is refused.
+    pub const EARLIEST: i64 = 1_712_991_600;
+
+    /// `from`..=`to` as Threads takes it: from [`Self::EARLIEST`] at the soonest, up to `now` at
+    /// the latest. `None` when nothing of it is left.
+    pub fn within(from: i64, to: i64, now: i64) -> Option<InsightPeriod> {
+        let since = from.max(Self::EARLIEST);
+        let until = to.min(now);
+        (since <= until).then_some(InsightPeriod { since, until })
+    }
+}
+
+/// One insight of a post or a profile. Threads gives each figure in one of three shapes:
+/// `values` (a post's lifetime figure, or a profile's time series — `views`, one value a day),
+/// `total_value` (a profile's total over the period; `followers_count` now) or
+/// `link_total_values` (a profile's `clicks`, one value per link).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Insight {
     pub name: String,
@@ -435,6 +506,10 @@ pub struct Insight {
     pub period: Option<String>,
     #[serde(default)]
     pub values: Vec<InsightValue>,
+    #[serde(default)]
+    pub total_value: Option<InsightValue>,
+    #[serde(default)]
+    pub link_total_values: Vec<InsightValue>,
     #[serde(default)]
     pub title: Option<String>,
     #[serde(default)]
@@ -446,12 +521,39 @@ pub struct Insight {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct InsightValue {
     pub value: u64,
+    /// The end of the day a time-series value covers (`2024-04-16T07:00:00+0000`).
+    #[serde(default)]
+    pub end_time: Option<String>,
+    /// The link a `link_total_values` value counts.
+    #[serde(default)]
+    pub link_url: Option<String>,
 }
 
 impl Insight {
     /// The lifetime value (the first one given).
     pub fn value(&self) -> Option<u64> {
         self.values.first().map(|v| v.value)
+    }
+
+    /// The metric's figure over the period: `total_value` when given, else the sum of the daily
+    /// `values` or of the per-link `link_total_values`; `None` when Threads gave no figure.
+    pub fn total(&self) -> Option<u64> {
+        if let Some(total) = &self.total_value {
+            return Some(total.value);
+        }
+        let parts = if self.values.is_empty() {
+            &self.link_total_values
+        } else {
+            &self.values
+        };
+        if parts.is_empty() {
+            return None;
+        }
+        Some(
+            parts
+                .iter()
+                .fold(0u64, |sum, v| sum.saturating_add(v.value)),
+        )
     }
 }
 
@@ -620,5 +722,94 @@ mod tests {
         )
         .unwrap();
         assert_eq!(body.data[0].value(), Some(42));
+    }
+
+    #[test]
+    fn user_metrics_have_threads_names() {
+        let names: Vec<&str> = UserMetric::ALL.iter().map(|m| m.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "views",
+                "likes",
+                "replies",
+                "reposts",
+                "quotes",
+                "clicks",
+                "followers_count"
+            ]
+        );
+        for metric in UserMetric::ALL {
+            assert_eq!(UserMetric::parse(metric.as_str()), Some(metric));
+        }
+        assert_eq!(UserMetric::parse("shares"), None);
+    }
+
+    /// Meta's two shapes side by side: `views` a daily series, the others `total_value`
+    /// (`followers_count` too), `clicks` per link.
+    #[test]
+    fn profile_insights_are_read_in_both_shapes() {
+        let body: DataBody<Vec<Insight>> = serde_json::from_str(
+            r#"{"data":[
+              {"name":"views","period":"day","values":[
+                {"value":10,"end_time":"2024-04-15T07:00:00+0000"},
+                {"value":32,"end_time":"2024-04-16T07:00:00+0000"}],
+               "title":"views","description":"The number of times your profile was viewed.",
+               "id":"17841405793187218/insights/views/day"},
+              {"name":"likes","period":"day","title":"likes","description":"d",
+               "total_value":{"value":100},"id":"17841405793187218/insights/likes/day"},
+              {"name":"replies","period":"day","total_value":{"value":0}},
+              {"name":"followers_count","period":"day","total_value":{"value":87}},
+              {"name":"clicks","period":"day","link_total_values":[
+                {"value":3,"link_url":"https://example.com/a"},
+                {"value":4,"link_url":"https://example.com/b"}]},
+              {"name":"quotes","period":"day","values":[]}
+            ]}"#,
+        )
+        .unwrap();
+        let items = body.data;
+        assert_eq!(
+            items[0].values[1].end_time.as_deref(),
+            Some("2024-04-16T07:00:00+0000")
+        );
+        assert_eq!(
+            UserMetric::Views.total_in(&items),
+            Some(42),
+            "the days summed"
+        );
+        assert_eq!(UserMetric::Likes.total_in(&items), Some(100));
+        assert_eq!(
+            UserMetric::Replies.total_in(&items),
+            Some(0),
+            "a measured zero"
+        );
+        assert_eq!(UserMetric::FollowersCount.total_in(&items), Some(87));
+        assert_eq!(UserMetric::Clicks.total_in(&items), Some(7));
+        assert_eq!(UserMetric::Quotes.total_in(&items), None, "no figure given");
+        assert_eq!(UserMetric::Reposts.total_in(&items), None, "not answered");
+    }
+
+    #[test]
+    fn insight_periods_start_no_earlier_than_threads_has_figures_and_end_now() {
+        let now = 1_800_000_000;
+        assert_eq!(
+            InsightPeriod::within(1_790_000_000, 1_810_000_000, now),
+            Some(InsightPeriod {
+                since: 1_790_000_000,
+                until: now
+            })
+        );
+        assert_eq!(
+            InsightPeriod::within(1_700_000_000, 1_713_000_000, now),
+            Some(InsightPeriod {
+                since: InsightPeriod::EARLIEST,
+                until: 1_713_000_000
+            })
+        );
+        assert_eq!(
+            InsightPeriod::within(1_600_000_000, 1_700_000_000, now),
+            None
+        );
+        assert_eq!(InsightPeriod::within(now + 10, now + 20, now), None);
     }
 }

@@ -13,6 +13,7 @@
 //! length (u16 BE) · key reference (wrapped data key, or 8-byte local key id) · nonce (12 bytes) ·
 //! AES-256-GCM ciphertext and 16-byte tag.
 
+mod account;
 mod cipher;
 mod context;
 mod format;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
+pub use account::{OpenFuture, TokenError, TokenOpener, TokenUse};
 pub use context::{Purpose, TokenOwner};
 pub use format::{MAX_SEALED_CHARS, Malformed, Scheme, VERSION};
 pub use keys::{LocalKey, LocalKeyRing};

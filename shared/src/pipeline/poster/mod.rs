@@ -8,7 +8,6 @@
 //! retries the message, and on its last allowed delivery fails the storm rather than dropping it
 //! silently into the dead-letter queue.
 
-pub mod accounts;
 pub mod ledger;
 mod part;
 
@@ -19,7 +18,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
 
-pub use accounts::{TokenError, TokenOpener};
+pub use crate::vault::{TokenError, TokenOpener};
 pub use ledger::PublishLedger;
 pub use part::{PartError, Published};
 
@@ -33,7 +32,6 @@ use super::stage::{
 };
 use crate::accounts::{Account, AccountError, AccountStatus, AccountStore};
 use crate::audit::Audit;
-use crate::config::ConfigError;
 use crate::metrics::{Metric, Metrics};
 use crate::posts::{
     AccountId, Moved, PostsStore, Reason, Status, StatusName, Storm, StormId, Transition,
@@ -41,8 +39,8 @@ use crate::posts::{
 use crate::resources::Resource;
 use crate::runtime;
 use crate::secrets::SecretReader;
-use crate::threads::{AccessToken, ThreadsClient, ThreadsConfig};
-use crate::vault::Vault;
+use crate::threads::{AccessToken, ThreadsClient};
+use crate::vault::TokenUse;
 use part::PartJob;
 
 /// How hard the poster tries before giving up on a part, and how long it waits.
@@ -101,32 +99,19 @@ pub struct PosterDeps {
     pub settings: PosterSettings,
 }
 
-/// Why the poster could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum StartError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error("token vault: {0}")]
-    Vault(String),
-    #[error("Threads client: {0}")]
-    Threads(String),
-}
+pub use crate::runtime::StartError;
 
 impl PosterDeps {
     /// The stage's dependencies from the function's configuration and clients.
     pub async fn from_runtime(deps: &runtime::Deps) -> Result<Self, StartError> {
         let config = &deps.config;
-        let threads = ThreadsConfig::new(&config.threads.graph_url, &config.threads.authorize_url)
-            .map_err(|e| StartError::Threads(e.to_string()))
-            .and_then(|c| ThreadsClient::new(c).map_err(|e| StartError::Threads(e.to_string())))?;
+        let threads = deps.threads_client(None)?;
         let secrets = Arc::new(SecretReader::new(
             deps.aws.secrets.clone(),
             Duration::from_secs(300),
         ));
         let audit = Audit::from_config(deps.aws.dynamodb.clone(), config)?;
-        let vault = Vault::open(config, deps.aws.kms.clone(), secrets, audit)
-            .await
-            .map_err(|e| StartError::Vault(e.to_string()))?;
+        let vault = deps.vault(secrets, audit).await?;
         Ok(PosterDeps {
             posts: PostsStore::new(
                 deps.aws.dynamodb.clone(),
@@ -210,7 +195,7 @@ impl Invocation {
         if let Some(token) = lock(&self.tokens).get(&account.account_id) {
             return Ok(token.clone());
         }
-        let token = deps.tokens.open(account).await?;
+        let token = deps.tokens.open(account, TokenUse::Publish).await?;
         lock(&self.tokens).insert(account.account_id.clone(), token.clone());
         Ok(token)
     }

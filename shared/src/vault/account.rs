@@ -1,13 +1,17 @@
-//! The narrow door through which the poster opens an account's sealed token.
+//! The one door through which a connected account's sealed token is opened for a Threads call:
+//! publishing (the poster) and reading insights (the api). The vault opens it for the account's
+//! owner and audits each opening with the use it was opened for.
 //!
-//! The account itself (owner, status, sealed token) is read from [`crate::accounts`] at publish
-//! time, so scheduled work can never publish for a user who no longer owns the account.
+//! The account itself (owner, status, sealed token) is read from [`crate::accounts`] just before,
+//! so nobody opens a token for a user who no longer owns the account.
 
-use super::super::stage::BoxFuture;
+use std::future::Future;
+use std::pin::Pin;
+
+use super::{Purpose, TokenOwner, Vault};
 use crate::accounts::Account;
 use crate::threads::AccessToken;
 use crate::users::UserId;
-use crate::vault::{Purpose, TokenOwner, Vault};
 
 /// Why a token could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,14 +25,34 @@ pub enum TokenError {
     Unusable(String),
 }
 
-/// Opens an account's sealed token for publishing.
+/// What a token is opened for; the audit record of the opening says it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenUse {
+    Publish,
+    Insights,
+}
+
+impl TokenUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenUse::Publish => "publish",
+            TokenUse::Insights => "insights",
+        }
+    }
+}
+
+/// A boxed future, so the trait stays object-safe.
+pub type OpenFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<AccessToken, TokenError>> + Send + 'a>>;
+
+/// Opens an account's sealed token.
 pub trait TokenOpener: Send + Sync {
-    fn open<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<AccessToken, TokenError>>;
+    fn open<'a>(&'a self, account: &'a Account, use_: TokenUse) -> OpenFuture<'a>;
 }
 
 /// The vault opens tokens sealed for (owner, account); each opening is audited by the vault.
 impl TokenOpener for Vault {
-    fn open<'a>(&'a self, account: &'a Account) -> BoxFuture<'a, Result<AccessToken, TokenError>> {
+    fn open<'a>(&'a self, account: &'a Account, use_: TokenUse) -> OpenFuture<'a> {
         Box::pin(async move {
             let sealed = account.sealed_token.as_deref().ok_or_else(|| {
                 TokenError::Unusable("no token is stored; the account was disconnected".into())
@@ -37,7 +61,7 @@ impl TokenOpener for Vault {
                 .map_err(|e| TokenError::Unusable(e.to_string()))?;
             let owner = TokenOwner::new(user, account.account_id.as_str());
             match self
-                .unseal(sealed, &owner, Purpose::ThreadsAccessToken, "publish")
+                .unseal(sealed, &owner, Purpose::ThreadsAccessToken, use_.as_str())
                 .await
             {
                 Ok(token) => Ok(AccessToken::new(token.expose())),
