@@ -258,6 +258,16 @@ impl EventStack {
         };
         let session_key = reference("SessionKeySecret")?;
         self.start_rotation(&session_key).await?;
+        // Meta signs each callback when it sends it, and ThreadStorm refuses an old one: the
+        // sample callbacks get one signed now, for the second user.
+        let signed_request = threads_emulator::webhook::signed_request(
+            &self.emulator.config().app_secret,
+            &threads_emulator::webhook::callback_payload(
+                &other.account_id,
+                time::OffsetDateTime::now_utc().unix_timestamp(),
+            ),
+            false,
+        );
         let values = BTreeMap::from([
             ("session".to_owned(), admin.token().to_owned()),
             ("other_session".to_owned(), other.token().to_owned()),
@@ -270,6 +280,7 @@ impl EventStack {
             ("pipeline_storm_id".to_owned(), pipeline_storm_id),
             ("result_storm_id".to_owned(), result_storm_id),
             ("session_key_secret_arn".to_owned(), session_key),
+            ("signed_request".to_owned(), signed_request),
         ]);
         self.values.extend(values);
         Ok(())
