@@ -14,20 +14,9 @@ fn binaries() -> Binaries {
         .ok()
         .and_then(|exe| exe.parent()?.parent().map(std::path::Path::to_path_buf))
         .filter(|dir| {
-            [
-                "api",
-                "oauth",
-                "webhooks",
-                "scheduler",
-                "dedupe",
-                "gate",
-                "poster",
-                "result-sink",
-                "token-refresher",
-                "secret-rotation",
-            ]
-            .iter()
-            .all(|b| dir.join(b).exists())
+            threadstorm::resources::FUNCTIONS
+                .iter()
+                .all(|f| dir.join(f.name).exists())
         })
         .map(Binaries::Dir)
         .unwrap_or(Binaries::Build {
