@@ -93,8 +93,8 @@ pub enum Missing {
     Refused,
     /// Beyond the accounts one request fetches.
     NotFetched,
-    /// The period ends before Threads' insights begin (13 April 2024).
-    PeriodTooEarly,
+    /// The period ends before Threads' insights begin (13 April 2024) or starts in the future.
+    PeriodNotCovered,
 }
 
 impl Missing {
@@ -107,7 +107,7 @@ impl Missing {
             Missing::Unavailable => "unavailable",
             Missing::Refused => "refused",
             Missing::NotFetched => "not_fetched",
-            Missing::PeriodTooEarly => "period_too_early",
+            Missing::PeriodNotCovered => "period_not_covered",
         }
     }
 
@@ -135,8 +135,8 @@ impl Missing {
                 "Not fetched: one request reads Threads insights for a limited number of \
                  accounts; ask for this account alone with account=<id>."
             }
-            Missing::PeriodTooEarly => {
-                "Threads has insights from 13 April 2024 on: choose a later period."
+            Missing::PeriodNotCovered => {
+                "Threads has insights from 13 April 2024 up to now: choose a period inside that."
             }
         }
     }
@@ -199,7 +199,7 @@ impl InsightsReader {
             outcomes.extend(
                 connected
                     .into_keys()
-                    .map(|id| (id, Err(Missing::PeriodTooEarly))),
+                    .map(|id| (id, Err(Missing::PeriodNotCovered))),
             );
             return Fetched {
                 accounts: outcomes,
@@ -340,7 +340,7 @@ mod tests {
             Missing::Unavailable,
             Missing::Refused,
             Missing::NotFetched,
-            Missing::PeriodTooEarly,
+            Missing::PeriodNotCovered,
         ] {
             let text = missing.text();
             assert!(text.contains(": "), "{text}");
@@ -470,7 +470,7 @@ mod tests {
         let fetched = reader(tokens.clone(), 25).fetch(&accounts, None).await;
         let first = AccountId::parse("17841400000000001").unwrap();
         let second = AccountId::parse("17841400000000002").unwrap();
-        assert_eq!(fetched.accounts[&first], Err(Missing::PeriodTooEarly));
+        assert_eq!(fetched.accounts[&first], Err(Missing::PeriodNotCovered));
         assert_eq!(fetched.accounts[&second], Err(Missing::Disconnected));
         assert!(fetched.complete);
         assert!(tokens.0.lock().unwrap().is_empty());

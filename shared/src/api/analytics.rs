@@ -31,10 +31,10 @@ pub(super) async fn summary(
 ) -> Result<Response<Body>, Problem> {
     let to = time_param(req, "to")?.unwrap_or_else(|| api.now());
     let from = time_param(req, "from")?.unwrap_or(to - DEFAULT_PERIOD);
-    if from > to || to - from > MAX_PERIOD {
+    if from < 0 || from > to || to - from > MAX_PERIOD {
         return Err(Problem::bad_request(
             "invalid_parameter",
-            "from is before to, and the period is at most 366 days",
+            "the period starts no earlier than 1970, from is not after to, and it is at most 366 days",
         )
         .with_field("from"));
     }

@@ -23,6 +23,9 @@ use lambda_http::{Body, Response};
 pub const MAX_FIELD_BYTES: usize = 4_096;
 /// How far ahead a storm may be scheduled.
 pub const MAX_SCHEDULE_AHEAD_SECS: i64 = 366 * 24 * 60 * 60;
+/// How far in the past `publish_at` may be: a time a little behind ours (a client's clock, a
+/// request that waited) means "now"; one further back is a mistake, not a schedule.
+pub const MAX_SCHEDULE_BEHIND_SECS: i64 = 24 * 60 * 60;
 
 /// A storm as the API receives it (JSON).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -231,6 +234,15 @@ pub fn check_shape(new: &NewStorm, now: i64) -> Result<(), IntakeError> {
             Some("publish_at".into()),
         ));
     }
+    if let Some(at) = new.publish_at
+        && at < now.saturating_sub(MAX_SCHEDULE_BEHIND_SECS)
+    {
+        return Err(invalid(
+            "publish_at_in_past",
+            "publish_at is more than a day in the past: leave it out to publish now".into(),
+            Some("publish_at".into()),
+        ));
+    }
     for (i, part) in new.parts.iter().enumerate() {
         let field = |name: &str| Some(format!("parts[{i}].{name}"));
         let strings = [
@@ -343,6 +355,12 @@ mod tests {
         let mut later = storm(vec![PartContent::text("a")]);
         later.publish_at = Some(MAX_SCHEDULE_AHEAD_SECS + 10);
         assert!(check_shape(&later, 0).is_err());
+        let now = 1_796_000_000;
+        let mut past = storm(vec![PartContent::text("a")]);
+        past.publish_at = Some(now - MAX_SCHEDULE_BEHIND_SECS - 1);
+        assert!(check_shape(&past, now).is_err());
+        past.publish_at = Some(now - 60);
+        assert!(check_shape(&past, now).is_ok());
     }
 
     #[test]
