@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use lambda_http::{Body, Request, Response};
 use serde_json::{Value, json};
 
+use super::posts::account_param;
 use super::{Api, Ctx, time_param};
 use crate::accounts::Account;
 use crate::edge::{self, Problem};
@@ -48,14 +49,7 @@ pub(super) async fn summary(
             );
         }
     };
-    let account = edge::query(req, "account")
-        .map(|raw| {
-            AccountId::parse(&raw).map_err(|_| {
-                Problem::bad_request("invalid_parameter", "account is a Threads user id")
-                    .with_field("account")
-            })
-        })
-        .transpose()?;
+    let account = account_param(req)?;
     let accounts_unavailable = |e: crate::accounts::AccountError| {
         tracing::error!(error = %e, "accounts unavailable");
         Problem::unavailable()
