@@ -434,6 +434,33 @@ async fn a_released_record_can_be_begun_again_at_once_and_keeps_its_checkpoint()
 }
 
 #[tokio::test]
+async fn a_forgotten_record_is_gone_for_any_payload_and_only_its_owner_can_forget_it() {
+    let s = Setup::new().await;
+    let k = key("refused-1");
+    let (owner, _) = s
+        .acquire(&k, &payload("too long"), after(30 * SECOND), NOW)
+        .await;
+    let stranger = OwnerToken::generate();
+    assert_eq!(
+        s.store.forget(&k, &stranger).await.unwrap(),
+        Fenced::LostOwnership
+    );
+    assert!(s.raw(&k).await.contains_key("owner"), "still held");
+    s.calls.take();
+    assert_eq!(s.store.forget(&k, &owner).await.unwrap(), Fenced::Applied);
+    assert_eq!(s.calls.take(), expected(&[("DeleteItem", 1)]));
+    assert!(s.raw(&k).await.is_empty(), "the record is deleted");
+    // Another body under the same key now begins afresh (a released record would be a mismatch).
+    s.acquire(&k, &payload("corrected"), after(30 * SECOND), after(SECOND))
+        .await;
+    assert_eq!(
+        s.store.forget(&k, &owner).await.unwrap(),
+        Fenced::LostOwnership,
+        "the old owner cannot forget the new attempt"
+    );
+}
+
+#[tokio::test]
 async fn seconds_and_milliseconds_are_never_mixed() {
     let s = Setup::new().await;
     let p = payload("hello");

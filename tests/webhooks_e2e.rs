@@ -255,10 +255,16 @@ async fn a_published_storm_is_marked_deleted_and_replies_and_mentions_reach_the_
     assert_eq!(view["status"], "published");
     assert_eq!(view["deleted"], false);
 
-    // A publish change for a post ThreadStorm already knows changes nothing.
+    // A publish change for a post ThreadStorm already knows only gives it its permalink (the
+    // storm's too, for its first part).
+    assert_eq!(view.get("permalink"), None);
     let report = e.deliver(&[publish(&root, t)], false).await;
     assert_eq!(report.attempts.len(), 1);
-    assert_eq!(e.post_view(&storm).await, view);
+    let link = format!("https://www.threads.net/@user/post/{root}");
+    let mut expected = view.clone();
+    expected["permalink"] = json!(link);
+    expected["parts"][0]["permalink"] = json!(link);
+    assert_eq!(e.post_view(&storm).await, expected);
 
     // The first part is deleted on Threads; Meta delivers the change twice.
     e.deliver(&[delete(&root, t + 100)], true).await;

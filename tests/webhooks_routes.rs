@@ -19,6 +19,7 @@ use threads_emulator::webhook::{
 use threadstorm::accounts::{Account, AccountStatus, AccountStore};
 use threadstorm::clock::ManualClock;
 use threadstorm::config::Config;
+use threadstorm::posts::{Part, PartContent, Status, Storm, StormId, StormKind};
 use threadstorm::resources::{Resource, WEBHOOKS};
 use threadstorm::runtime::Deps;
 use threadstorm::threads::UserId;
@@ -124,6 +125,38 @@ async fn connect(w: &World, account: &str) -> String {
         .await
         .unwrap();
     user.user_id.as_str().to_owned()
+}
+
+/// Stores a queued storm of `texts` that `owner` wrote for `account`.
+async fn store_storm(w: &World, owner: &str, account: &str, texts: &[&str]) -> StormId {
+    let storm = Storm {
+        id: StormId::new(),
+        kind: if texts.len() == 1 {
+            StormKind::Post
+        } else {
+            StormKind::Storm
+        },
+        owner_user_id: owner.to_owned(),
+        account_id: UserId::parse(account).unwrap(),
+        parts: texts
+            .iter()
+            .enumerate()
+            .map(|(index, text)| Part {
+                index,
+                content: PartContent::text(*text),
+                media_id: None,
+                permalink: None,
+                deleted_at: None,
+            })
+            .collect(),
+        status: Status::Queued,
+        publish_at: None,
+        created_at: NOW,
+        updated_at: NOW,
+        version: 0,
+    };
+    w.hooks.posts.create(&storm, None).await.unwrap();
+    storm.id
 }
 
 async fn scan(w: &World, table: Resource) -> Vec<threadstorm::store::Item> {
@@ -623,7 +656,16 @@ async fn a_stale_or_future_signed_request_is_refused_like_a_forged_one() {
 async fn data_deletion_erases_the_users_data_and_reports_a_status_page() {
     let w = world().await;
     let user_id = connect(&w, OWNER).await;
-    connect(&w, OTHER).await;
+    let other_user = connect(&w, OTHER).await;
+    store_storm(
+        &w,
+        &user_id,
+        OWNER,
+        &["my words", "more of them", "and more"],
+    )
+    .await;
+    store_storm(&w, &user_id, OWNER, &["a single post"]).await;
+    let kept = store_storm(&w, &other_user, OTHER, &["someone else's post"]).await;
     let body = envelope(
         &w.app_id,
         OWNER,
@@ -677,6 +719,17 @@ async fn data_deletion_erases_the_users_data_and_reports_a_status_page() {
     let inbox = scan(&w, Resource::InboxTable).await;
     assert_eq!(inbox.len(), 1);
     assert_eq!(attr(&inbox[0], "account_id"), OTHER);
+    // The posts' items, not just their text: only the other user's storm (item and part) stays.
+    let posts = scan(&w, Resource::PostsTable).await;
+    let printed = format!("{posts:?}");
+    for erased in ["my words", "more of them", "and more", "a single post"] {
+        assert!(!printed.contains(erased), "{erased} kept: {printed}");
+    }
+    assert_eq!(posts.len(), 2, "{printed}");
+    assert!(
+        posts.iter().all(|p| attr(p, "pk").contains(kept.as_str())),
+        "{printed}"
+    );
     // The audit record names only the pseudonym.
     let audit = scan(&w, Resource::AuditTable).await;
     let deleted = audit
@@ -685,6 +738,8 @@ async fn data_deletion_erases_the_users_data_and_reports_a_status_page() {
         .expect("audited");
     let printed = format!("{deleted:?}");
     assert!(!printed.contains(OWNER), "{printed}");
+    let metadata: Value = serde_json::from_str(&attr(deleted, "metadata")).unwrap();
+    assert_eq!(metadata["posts_erased"], 2, "{metadata}");
     assert!(printed.contains(&pseudonym(&UserId::parse(OWNER).unwrap())));
 
     // The status page, as HTML and as JSON; an unknown code is 404.

@@ -100,21 +100,35 @@ pub async fn start(function: &'static FunctionSpec) -> Result<Deps, ConfigError>
 
 fn init_logging(function: &FunctionSpec, config: &Config) {
     let filter = tracing_subscriber::EnvFilter::new(log_filter(function, config.log_level));
-    let result = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
-        .with_target(false)
-        .with_ansi(false)
-        .without_time()
-        .with_env_filter(filter)
-        .try_init();
-    if result.is_err() {
+    use tracing_subscriber::util::SubscriberInitExt;
+    if json_logs(filter, std::io::stdout).try_init().is_err() {
         // A subscriber is already installed (tests call start more than once): keep it.
         return;
     }
     tracing::debug!(function = function.name, "logging started");
+}
+
+/// The JSON log format: one event per line, its fields flattened, and `spans` — every span it was
+/// written in, outermost first — so a line logged inside a stage's own span still carries the
+/// invocation span's request id, function and cold start; `span` is the innermost one.
+fn json_logs<W>(
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(true)
+        .with_target(false)
+        .with_ansi(false)
+        .without_time()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .finish()
 }
 
 /// The log filter for `level`: ThreadStorm's own code (the library and the function's binary) at
@@ -359,6 +373,48 @@ mod tests {
             "info,threadstorm=debug,result_sink=debug"
         );
         assert!(tracing_subscriber::EnvFilter::try_new(log_filter(f, LogLevel::Trace)).is_ok());
+    }
+
+    /// A writer that keeps what the log format wrote.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut kept) = self.0.lock() {
+                kept.extend_from_slice(buf);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_line_logged_in_a_stage_span_carries_the_invocation_ids() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = json_logs(tracing_subscriber::EnvFilter::new("info"), move || {
+            writer.clone()
+        });
+        tracing::subscriber::with_default(subscriber, || {
+            let invocation = invocation_span("gate", "req-42");
+            let _outer = invocation.enter();
+            let stage = tracing::info_span!("run", stage = "gate", messages = 3);
+            let _inner = stage.enter();
+            tracing::info!(deferred = 1, "batch done");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert_eq!(line["message"], "batch done");
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["span"]["stage"], "gate", "the innermost span: {line}");
+        let outermost = &line["spans"][0];
+        assert_eq!(outermost["name"], "invocation");
+        assert_eq!(outermost["request_id"], "req-42");
+        assert_eq!(outermost["function"], "gate");
+        assert!(outermost["cold_start"].is_boolean(), "{line}");
     }
 
     #[test]

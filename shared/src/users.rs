@@ -364,6 +364,19 @@ impl Users {
         Ok(output.item)
     }
 
+    /// The id of the user who signs in as `threads_user_id`, by its guard item alone (a guard
+    /// whose user is gone still names it, so an erasure can finish what it started).
+    pub async fn signs_in_as(
+        &self,
+        threads_user_id: &threads::UserId,
+    ) -> Result<Option<UserId>, UsersError> {
+        Ok(self
+            .get_item(&guard_key(threads_user_id))
+            .await?
+            .and_then(|item| item.get("points_to").and_then(|v| v.as_s().ok()).cloned())
+            .and_then(|v| UserId::parse(&v).ok()))
+    }
+
     /// Erases the ThreadStorm user a Threads user logged in as, and its guard item (data
     /// deletion). Returns the erased user's id, if there was one. Idempotent.
     pub async fn erase_threads_user(
@@ -371,11 +384,7 @@ impl Users {
         threads_user_id: &threads::UserId,
     ) -> Result<Option<UserId>, UsersError> {
         let guard = guard_key(threads_user_id);
-        let user_id = self
-            .get_item(&guard)
-            .await?
-            .and_then(|item| item.get("points_to").and_then(|v| v.as_s().ok()).cloned())
-            .and_then(|v| UserId::parse(&v).ok());
+        let user_id = self.signs_in_as(threads_user_id).await?;
         // The user first: a guard without its user is reported as corrupt, a user without its
         // guard is merely unreachable by login, so a failure in between leaves nothing worse.
         if let Some(user_id) = &user_id {

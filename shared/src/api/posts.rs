@@ -426,6 +426,17 @@ pub(super) async fn list(
         })
         .transpose()?;
     let account = account_param(req)?;
+    if let Some(account) = &account {
+        // Only one of the caller's own accounts narrows the listing; any other is a 404, as in
+        // the inbox and analytics, so an id reveals nothing.
+        let held = api.accounts.get(account).await.map_err(|e| {
+            tracing::error!(error = %e, "accounts unavailable");
+            Problem::unavailable()
+        })?;
+        if held.is_none_or(|a| a.owner_user_id != ctx.principal.user_id.as_str()) {
+            return Err(Problem::not_found());
+        }
+    }
     let limit = page_limit(req)?;
     let after = edge::query(req, "cursor")
         .map(|raw| {

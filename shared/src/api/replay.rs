@@ -2,8 +2,10 @@
 //! the first answer again (and nothing is created twice); the same key with another body is a 422;
 //! a request still running under the key is a 409. Keys are per user and route, kept a day.
 //!
-//! Answers below 500 are remembered (a 4xx is as final as a 202); a 5xx releases the key so the
-//! retry runs again.
+//! Only answers that created or changed something (below 400) are remembered. A refusal (4xx:
+//! invalid input, no permission, over a limit) changed nothing: its key is forgotten, so the
+//! corrected request may use it. A 5xx may not have finished: its key is released for a retry of
+//! the same body.
 
 use lambda_http::http::{HeaderValue, header};
 use lambda_http::{Body, Request, Response};
@@ -99,6 +101,13 @@ pub(super) async fn idempotent(
     if status >= 500 {
         if let Err(e) = api.idempotency.release(&key, &owner).await {
             tracing::warn!(error = %e, "idempotency key not released; it frees at its deadline");
+        }
+        return Ok(res);
+    }
+    if status >= 400 {
+        // Refused: nothing was done, so the key is forgotten, whatever body comes next.
+        if let Err(e) = api.idempotency.forget(&key, &owner).await {
+            tracing::warn!(error = %e, "idempotency key not forgotten; it frees at its deadline");
         }
         return Ok(res);
     }

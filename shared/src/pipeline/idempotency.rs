@@ -355,6 +355,38 @@ impl IdempotencyStore {
         .await
     }
 
+    /// Deletes the record this owner holds, so the key is as if never used: for an attempt that
+    /// was refused before it did anything (its answer is not worth replaying, and a corrected
+    /// request under the same key must run). One `DeleteItem`, fenced by the owner token.
+    pub async fn forget(
+        &self,
+        key: &IdempotencyKey,
+        owner: &OwnerToken,
+    ) -> Result<Fenced, IdempotencyError> {
+        let condition = fence(owner);
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self.key(key)))
+            .condition_expression(condition.expression)
+            .set_expression_attribute_names(Some(condition.names))
+            .set_expression_attribute_values(Some(condition.values))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Fenced::Applied),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(Fenced::LostOwnership)
+            }
+            Err(err) => Err(StoreError::new("DeleteItem", &self.table, err).into()),
+        }
+    }
+
     /// The record under `key` with its status at `now` (one strongly consistent read).
     pub async fn read(
         &self,

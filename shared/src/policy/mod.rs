@@ -29,10 +29,11 @@ pub const LINK_LIMIT: usize = 5;
 pub const TOPIC_TAG_MAX_CHARS: usize = 50;
 pub const ALT_TEXT_MAX_CHARS: usize = 1_000;
 pub const CAROUSEL_ITEMS: RangeInclusive<usize> = 2..=20;
-/// The most parts ThreadStorm publishes as one storm. The gate reserves quota for a whole storm
-/// at once (one post and n−1 replies of the 1,000 a day), so an unbounded storm could wait for
-/// capacity forever; 100 parts is far beyond what readers follow and leaves room for other posts.
-pub const MAX_STORM_PARTS: usize = 100;
+/// The most parts ThreadStorm publishes as one storm: what one storm's write can hold. The gate
+/// reserves quota for a whole storm at once (one post and n−1 replies of the 1,000 a day), so an
+/// unbounded storm could wait for capacity forever; 99 parts is far beyond what readers follow
+/// and leaves room for other posts.
+pub const MAX_STORM_PARTS: usize = crate::posts::MAX_PARTS;
 
 const REPLY_CONTROLS: [ReplyControl; 5] = [
     ReplyControl::Everyone,

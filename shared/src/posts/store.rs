@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeValue, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
-    Update,
+    AttributeValue, DeleteRequest, KeysAndAttributes, Put, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update, WriteRequest,
 };
 
 use super::item::{self, Corrupt};
@@ -595,6 +595,85 @@ impl PostsStore {
         Ok((out, next))
     }
 
+    /// Erases, for a data deletion, every storm of `owner` that `pick` selects: the storm item and
+    /// its parts are deleted, not emptied. A storm a stage is still handling is simply gone when
+    /// the stage next reads it. Returns how many storms were erased.
+    pub async fn erase_where(
+        &self,
+        owner: &str,
+        pick: impl Fn(&StormSummary) -> bool,
+    ) -> Result<u64, PostsError> {
+        let mut erased = 0;
+        let mut after: Option<ListAfter> = None;
+        loop {
+            let (page, next) = self.list_by_owner(owner, 100, after.as_ref()).await?;
+            for storm in page.iter().filter(|storm| pick(storm)) {
+                self.erase(&storm.id, storm.part_count).await?;
+                erased += 1;
+            }
+            match next {
+                Some(next) => after = Some(next),
+                None => return Ok(erased),
+            }
+        }
+    }
+
+    /// Deletes storm `id` and its `part_count` parts, 25 keys per BatchWriteItem, retrying what
+    /// DynamoDB leaves unprocessed.
+    async fn erase(&self, id: &StormId, part_count: usize) -> Result<(), PostsError> {
+        const ATTEMPTS: u32 = 5;
+        let mut keys = vec![item::key(id, item::STORM_SK)];
+        keys.extend(
+            (0..part_count.min(MAX_PARTS)).map(|index| item::key(id, &item::part_sk(index))),
+        );
+        for chunk in keys.chunks(25) {
+            let mut pending = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|delete| WriteRequest::builder().delete_request(delete).build())
+                        .map_err(|e| self.error("BatchWriteItem", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                attempt += 1;
+                if attempt > ATTEMPTS {
+                    return Err(self
+                        .error("BatchWriteItem", "deletes left unprocessed after retries")
+                        .into());
+                }
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(|e| self.sdk_error("BatchWriteItem", e))?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|left| left.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Forgets every uncertain-part marker of `account` (a data deletion).
+    pub async fn erase_uncertain(&self, account: &AccountId) -> Result<(), PostsError> {
+        for part in self.uncertain_parts(account, 0).await? {
+            self.clear_uncertain(account, &part.storm_id, part.index)
+                .await?;
+        }
+        Ok(())
+    }
+
     /// Remembers `part` of `account` as uncertain (one PutItem; repeating it is harmless).
     pub async fn mark_uncertain(
         &self,
@@ -793,6 +872,48 @@ impl PostsStore {
                 _ => Err(self.sdk_error("UpdateItem", err).into()),
             },
         }
+    }
+
+    /// Records `link` as the permalink of part `index` (and of the storm, for its first part),
+    /// if that part carries `media` (a publish change Meta sent for a post ThreadStorm
+    /// published). Repeating it is harmless; a part that is gone or carries another media id is
+    /// left alone.
+    pub async fn record_permalink(
+        &self,
+        id: &StormId,
+        index: usize,
+        media: &MediaId,
+        link: &str,
+    ) -> Result<(), PostsError> {
+        let mut keys = vec![item::key(id, &item::part_sk(index))];
+        if index == 0 {
+            keys.push(item::key(id, item::STORM_SK));
+        }
+        for key in keys {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET #p = :p")
+                .condition_expression("attribute_exists(#pk) AND #m = :m")
+                .expression_attribute_names("#pk", item::PK)
+                .expression_attribute_names("#m", item::MEDIA_ID)
+                .expression_attribute_names("#p", item::PERMALINK)
+                .expression_attribute_values(":m", s(media.as_str()))
+                .expression_attribute_values(":p", s(link))
+                .send()
+                .await;
+            match result {
+                Ok(_) => {}
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(self.sdk_error("UpdateItem", err).into()),
+            }
+        }
+        Ok(())
     }
 
     /// Marks part `index` deleted on Threads at `at` (and the storm item too for the first part,

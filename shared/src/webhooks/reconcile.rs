@@ -11,6 +11,10 @@
 //! part is matched only when it is the account's one uncertain part of the change's media type
 //! created before the post's time; anything else is left alone and logged.
 //!
+//! A `publish` change for a media id a part already carries records the change's permalink on
+//! that part: Threads' publish answer has only the id, so this is how a published part gets its
+//! permalink without another Threads call.
+//!
 //! `delete`: every part with that media id, on that account, is marked deleted (the storm too
 //! when it is the first part).
 //!
@@ -30,9 +34,10 @@ const CLOCK_SKEW_SECS: i64 = 300;
 /// What a `publish` change did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Published {
-    /// The account has no uncertain part: the post is one ThreadStorm knows, or not its own.
+    /// No part has this media id and the account has no uncertain part: not ThreadStorm's post.
     NothingUncertain,
-    /// A part already carries this media id; its uncertain mark (if any) is cleared.
+    /// A part already carries this media id: the change's permalink is recorded on it, and its
+    /// uncertain mark (if any) is cleared.
     AlreadyKnown,
     /// The part now has the media id; `completed` when that made a failed storm published.
     Settled {
@@ -53,13 +58,18 @@ pub async fn publish(
     change: &Publish,
     now: i64,
 ) -> Result<Published, PostsError> {
-    let uncertain = posts.uncertain_parts(account, now).await?;
-    if uncertain.is_empty() {
-        return Ok(Published::NothingUncertain);
-    }
     let known = posts.parts_with_media(&change.id).await?;
     if !known.is_empty() {
-        for part in &uncertain {
+        // A post ThreadStorm published: Meta's change is where its permalink comes from.
+        let link = change.permalink.as_deref();
+        if let Some(link) = link.filter(|l| l.starts_with("https://") && l.len() <= 2048) {
+            for (storm_id, index) in &known {
+                posts
+                    .record_permalink(storm_id, *index, &change.id, link)
+                    .await?;
+            }
+        }
+        for part in posts.uncertain_parts(account, now).await? {
             if known.contains(&(part.storm_id.clone(), part.index)) {
                 posts
                     .clear_uncertain(account, &part.storm_id, part.index)
@@ -67,6 +77,10 @@ pub async fn publish(
             }
         }
         return Ok(Published::AlreadyKnown);
+    }
+    let uncertain = posts.uncertain_parts(account, now).await?;
+    if uncertain.is_empty() {
+        return Ok(Published::NothingUncertain);
     }
     let posted_at = change.timestamp.as_deref().and_then(threads_time);
     let candidates: Vec<&UncertainPart> = uncertain

@@ -499,6 +499,7 @@ impl Webhooks {
                 "confirmation_code": code,
                 "account_erased": erased.account,
                 "user_erased": erased.user,
+                "posts_erased": erased.posts,
                 "inbox_items_erased": erased.inbox_items,
             })),
             caller,
@@ -513,15 +514,42 @@ impl Webhooks {
         ))
     }
 
+    /// Erases the Threads user's account (token first), the ThreadStorm user who signs in as
+    /// them, every storm either of them holds for that account or the user wrote, and the inbox.
+    /// The posts go first: a failure part-way leaves the account and user to find on Meta's retry.
     async fn erase(&self, account_id: &UserId) -> Result<Erased, String> {
         let mut erased = Erased::default();
-        if self
+        let account = self
             .accounts
             .get(account_id)
             .await
-            .map_err(|e| e.to_string())?
-            .is_some()
-        {
+            .map_err(|e| e.to_string())?;
+        let user = self
+            .users
+            .signs_in_as(account_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Some(account) = &account {
+            erased.posts += self
+                .posts
+                .erase_where(&account.owner_user_id, |storm| {
+                    &storm.account_id == account_id
+                })
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        if let Some(user) = &user {
+            erased.posts += self
+                .posts
+                .erase_where(user.as_str(), |_| true)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        self.posts
+            .erase_uncertain(account_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        if account.is_some() {
             // The token first, by the same path as deauthorize, then the record itself.
             self.accounts
                 .disconnect(account_id)
@@ -657,7 +685,7 @@ impl Webhooks {
         }
         let message = match status.as_str() {
             "completed" => format!(
-                "Deletion request {code}: completed. ThreadStorm erased the Threads account's token and record, its user and its inbox."
+                "Deletion request {code}: completed. ThreadStorm erased the Threads account's token and record, its user, its posts and its inbox."
             ),
             _ => format!("Deletion request {code}: in progress."),
         };
@@ -703,6 +731,7 @@ impl Webhooks {
 struct Erased {
     account: bool,
     user: bool,
+    posts: u64,
     inbox_items: u64,
 }
 
