@@ -536,6 +536,7 @@ async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
         ("/v1/posts", json!({"text": "no account"}).to_string(), 400, "missing_field"),
         ("/v1/posts", json!({"account_id": "abc", "text": "x"}).to_string(), 400, "invalid_account_id"),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "text": "x", "colour": "red"}).to_string(), 400, "malformed_body"),
+        ("/v1/posts", format!("{} trailing", json!({"account_id": ACCOUNT_A, "text": "x"})), 400, "malformed_body"),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "text": "x", "publish_at": "tomorrow"}).to_string(), 400, "invalid_publish_at"),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "text": over}).to_string(), 422, "content_refused"),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "media_type": "VIDEO", "text": "x"}).to_string(), 400, "missing_field"),
@@ -557,6 +558,36 @@ async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
             "application/problem+json"
         );
         assert!(problem["detail"].as_str().is_some_and(|d| !d.is_empty()));
+    }
+    // A value of the wrong type is named by its place in the body, without parser positions.
+    for (path, body, field) in [
+        (
+            "/v1/posts",
+            json!({"account_id": ACCOUNT_A, "text": 5}),
+            "text",
+        ),
+        (
+            "/v1/storms",
+            json!({"account_id": ACCOUNT_A, "parts": [{"text": "a"}, {"text": ["b"]}]}),
+            "parts[1].text",
+        ),
+    ] {
+        let (status, problem, _) = w
+            .call(
+                Some(&alice),
+                "POST",
+                path,
+                &[],
+                &[],
+                Some(&body.to_string()),
+            )
+            .await;
+        assert_eq!(status, 400, "{problem}");
+        assert_eq!(problem["code"], "malformed_body");
+        assert_eq!(problem["field"], field, "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        assert!(detail.starts_with(&format!("{field}: ")), "{detail}");
+        assert!(!detail.contains("line 1"), "{detail}");
     }
     let (status, _, _) = w
         .call(

@@ -16,7 +16,10 @@ use threadstorm::config::Config;
 use threadstorm::posts::{PartContent, StatusName, Storm};
 use threadstorm::resources::{API, Resource, WEBHOOKS};
 use threadstorm::runtime::Deps;
+use threadstorm::threads::MediaId;
 use threadstorm::threads::UserId as ThreadsUserId;
+use threadstorm::webhooks::delivery::Publish;
+use threadstorm::webhooks::reconcile;
 use threadstorm::webhooks::routes::Webhooks;
 use threadstorm_tests::support::gateway::{Front, event, front};
 use threadstorm_tests::support::world::{ACCOUNT, Consumer, World, now};
@@ -264,6 +267,33 @@ async fn a_published_storm_is_marked_deleted_and_replies_and_mentions_reach_the_
     let mut expected = view.clone();
     expected["permalink"] = json!(link);
     expected["parts"][0]["permalink"] = json!(link);
+    assert_eq!(e.post_view(&storm).await, expected);
+    // The same change, said to concern another account, or with a link that is not Threads',
+    // changes nothing of this account's storm.
+    let forged = |link: &str| Publish {
+        id: MediaId::parse(&second).unwrap(),
+        media_type: Some("TEXT_POST".into()),
+        permalink: Some(link.into()),
+        timestamp: None,
+        username: None,
+    };
+    let other = ThreadsUserId::parse(OTHER_ACCOUNT).unwrap();
+    reconcile::publish(
+        &e.w.posts,
+        &other,
+        &forged("https://www.threads.com/@x/post/CROSS"),
+        t,
+    )
+    .await
+    .unwrap();
+    reconcile::publish(
+        &e.w.posts,
+        &e.w.account,
+        &forged("https://evil.example/x"),
+        t,
+    )
+    .await
+    .unwrap();
     assert_eq!(e.post_view(&storm).await, expected);
 
     // The first part is deleted on Threads; Meta delivers the change twice.

@@ -134,13 +134,17 @@ where
 /// The log filter for `level`: ThreadStorm's own code (the library and the function's binary) at
 /// `level`, dependencies never below `info` — the AWS SDK's and hyper's debug output carries request
 /// and response bodies (a KMS data key's plaintext among them), which must never reach the logs.
+/// The Lambda runtime only from `warn`: its per-invocation span would otherwise come before ours
+/// in every line's `spans`, and ours carries the same request id.
 pub fn log_filter(function: &FunctionSpec, level: LogLevel) -> String {
+    const RUNTIME: &str = "lambda_runtime=warn";
     match level {
         LogLevel::Debug | LogLevel::Trace => {
             let own = function.name.replace('-', "_");
             let level = level.as_str();
-            format!("info,threadstorm={level},{own}={level}")
+            format!("info,{RUNTIME},threadstorm={level},{own}={level}")
         }
+        LogLevel::Info => format!("info,{RUNTIME}"),
         _ => level.as_str().to_owned(),
     }
 }
@@ -366,11 +370,11 @@ mod tests {
     #[test]
     fn debug_logging_never_opens_dependencies_below_info() {
         let f = &crate::resources::RESULT_SINK;
-        assert_eq!(log_filter(f, LogLevel::Info), "info");
+        assert_eq!(log_filter(f, LogLevel::Info), "info,lambda_runtime=warn");
         assert_eq!(log_filter(f, LogLevel::Warn), "warn");
         assert_eq!(
             log_filter(f, LogLevel::Debug),
-            "info,threadstorm=debug,result_sink=debug"
+            "info,lambda_runtime=warn,threadstorm=debug,result_sink=debug"
         );
         assert!(tracing_subscriber::EnvFilter::try_new(log_filter(f, LogLevel::Trace)).is_ok());
     }
@@ -395,10 +399,18 @@ mod tests {
     fn a_line_logged_in_a_stage_span_carries_the_invocation_ids() {
         let captured = Captured::default();
         let writer = captured.clone();
-        let subscriber = json_logs(tracing_subscriber::EnvFilter::new("info"), move || {
+        let filter = log_filter(&crate::resources::GATE, LogLevel::Info);
+        let subscriber = json_logs(tracing_subscriber::EnvFilter::new(filter), move || {
             writer.clone()
         });
         tracing::subscriber::with_default(subscriber, || {
+            // What lambda_runtime opens around every invocation, before ours.
+            let runtime = tracing::info_span!(
+                target: "lambda_runtime::layers::trace",
+                "Lambda runtime invoke",
+                requestId = "req-42"
+            );
+            let _runtime = runtime.enter();
             let invocation = invocation_span("gate", "req-42");
             let _outer = invocation.enter();
             let stage = tracing::info_span!("run", stage = "gate", messages = 3);
@@ -411,7 +423,7 @@ mod tests {
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["span"]["stage"], "gate", "the innermost span: {line}");
         let outermost = &line["spans"][0];
-        assert_eq!(outermost["name"], "invocation");
+        assert_eq!(outermost["name"], "invocation", "{line}");
         assert_eq!(outermost["request_id"], "req-42");
         assert_eq!(outermost["function"], "gate");
         assert!(outermost["cold_start"].is_boolean(), "{line}");

@@ -216,24 +216,41 @@ async fn run_demo(demo: Demo) -> Result<bool, Box<dyn std::error::Error>> {
     Ok(report.ok)
 }
 
+/// The Threads App ID a stack without the emulator is given (`up` without `--emulator`): numeric,
+/// as Meta's are, and no app's. Connecting accounts needs `--emulator`.
+const LOCAL_THREADS_APP_ID: &str = "1000000000000001";
+
 async fn run(up: Up) -> Result<(), local_runner::RunnerError> {
     let mut parameters: std::collections::BTreeMap<String, String> =
         up.parameters.into_iter().collect();
     let mut secret_values = std::collections::BTreeMap::new();
     let mut threads_url = up.threads_url;
+    let stage = parameters
+        .get("StageName")
+        .cloned()
+        .unwrap_or_else(|| "live".to_owned());
     let emulator = if up.emulator {
-        let stage = parameters
-            .get("StageName")
-            .cloned()
-            .unwrap_or_else(|| "live".to_owned());
         let wiring = local_runner::demo::EmulatorWiring::start(up.port, &stage)
             .await
             .map_err(local_runner::RunnerError::Io)?;
         parameters.extend(wiring.parameters);
         secret_values.extend(wiring.secret_values);
+        // The sample handshake's verify token (events/README.md), so a test subscription works.
+        secret_values.insert(
+            "WebhookVerifyTokenSecret".to_owned(),
+            local_runner::events::SAMPLE_VERIFY_TOKEN.to_owned(),
+        );
         threads_url = Some(wiring.emulator.base_url());
         Some(wiring.emulator)
     } else {
+        // No Threads app of the emulator's: OAuth and the webhooks still need an app id and a
+        // redirect URI to start, as on AWS; a stand-in app id no one signs for, unless given.
+        parameters
+            .entry("ThreadsAppId".to_owned())
+            .or_insert_with(|| LOCAL_THREADS_APP_ID.to_owned());
+        parameters
+            .entry("PublicBaseUrl".to_owned())
+            .or_insert_with(|| format!("http://localhost:{}/{stage}", up.port));
         None
     };
     let options = RunnerOptions {

@@ -145,8 +145,42 @@ async fn every_sample_event_runs_through_its_function_with_the_expected_outcome(
         })
         .map(|f| f.name)
         .collect();
+    // Every log line written during an invocation names it first: spans[0] is ThreadStorm's
+    // invocation span (request id, function, cold start), whatever spans sit inside it.
+    let mut in_spans = 0;
+    let mut misplaced = Vec::new();
+    for f in threadstorm::resources::FUNCTIONS {
+        for line in stack
+            .runner
+            .function_output(f.logical_id)
+            .unwrap_or_default()
+        {
+            let Ok(doc) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            let Some(first) = doc["spans"].as_array().and_then(|s| s.first()) else {
+                continue;
+            };
+            in_spans += 1;
+            let named = first["name"] == "invocation"
+                && first["function"] == f.name
+                && first["request_id"]
+                    .as_str()
+                    .is_some_and(|id| !id.is_empty())
+                && first["cold_start"].is_boolean();
+            if !named {
+                misplaced.push(line);
+            }
+        }
+    }
     let published = stack.emulator.published().len();
     stack.shutdown().await;
+
+    assert!(in_spans > 0, "no log line carried its spans");
+    assert!(
+        misplaced.is_empty(),
+        "spans[0] is not the invocation: {misplaced:#?}"
+    );
 
     assert!(failures.is_empty(), "{}", failures.join("\n"));
     assert!(

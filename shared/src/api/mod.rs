@@ -435,9 +435,25 @@ impl Api {
     }
 }
 
-/// A body that is not the JSON a route takes.
-pub(crate) fn malformed(e: serde_json::Error) -> Problem {
-    Problem::bad_request("malformed_body", format!("the body is not valid: {e}"))
+/// Reads a `T` from JSON, or a 400 `malformed_body` that names the field at fault
+/// (`parts[1].text`) and says what was wrong with it, without the parser's line and column.
+pub(crate) fn from_json<'de, D, T>(json: D) -> Result<T, Problem>
+where
+    D: serde::Deserializer<'de, Error = serde_json::Error>,
+    T: serde::Deserialize<'de>,
+{
+    serde_path_to_error::deserialize(json).map_err(|e| {
+        let field = e.path().to_string();
+        let mut why = e.into_inner().to_string();
+        if let Some(at) = why.rfind(" at line ") {
+            why.truncate(at);
+        }
+        if field == "." {
+            Problem::bad_request("malformed_body", format!("the body is not valid: {why}"))
+        } else {
+            Problem::bad_request("malformed_body", format!("{field}: {why}")).with_field(field)
+        }
+    })
 }
 
 /// The request's JSON body, which the route requires.
@@ -456,7 +472,15 @@ pub(crate) fn parse_optional_body<T: serde::de::DeserializeOwned>(
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    serde_json::from_slice(body).map(Some).map_err(malformed)
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let value = from_json(&mut json)?;
+    json.end().map_err(|_| {
+        Problem::bad_request(
+            "malformed_body",
+            "the body is not valid: one JSON value, nothing after it",
+        )
+    })?;
+    Ok(Some(value))
 }
 
 /// A time query parameter: RFC 3339 (`2026-12-24T09:00:00Z`) or Unix seconds.

@@ -124,10 +124,6 @@ struct StormInput {
     numbering: bool,
 }
 
-fn malformed(e: serde_json::Error) -> Problem {
-    super::malformed(e)
-}
-
 fn parse_body<T: serde::de::DeserializeOwned>(req: &Request) -> Result<T, Problem> {
     super::parse_required_body(req)
 }
@@ -167,8 +163,7 @@ fn post_from_fields(
                 .and_then(|when| when.unix())
         })
         .transpose()?;
-    let content: ContentInput =
-        serde_json::from_value(serde_json::Value::Object(fields)).map_err(malformed)?;
+    let content: ContentInput = super::from_json(serde_json::Value::Object(fields))?;
     Ok(NewStorm {
         account_id,
         parts: vec![content.into_part()],
