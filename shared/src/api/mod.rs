@@ -315,7 +315,7 @@ impl Api {
     /// session came in a cookie and was renewed.
     async fn authenticate(&self, req: &Request) -> Result<(Principal, Option<String>), Problem> {
         let token = sessions::token_from_headers(req.headers())
-            .ok_or_else(|| Problem::unauthorized("sign in first: no session was sent"))?;
+            .ok_or_else(|| Problem::unauthorized("sign in first: no usable session token was sent (Authorization: Bearer <token>, or the session cookie)"))?;
         let session = match self.sessions.verify(&token).await {
             Ok(session) => session,
             Err(SessionError::Refused(why)) => {

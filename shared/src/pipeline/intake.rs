@@ -279,7 +279,11 @@ pub fn check_shape(new: &NewStorm, now: i64) -> Result<(), IntakeError> {
             if !present(name) {
                 return Err(invalid(
                     "missing_field",
-                    format!("part {}: a {:?} part needs {name}", i + 1, part.media_type),
+                    format!(
+                        "part {}: a {} part needs {name}",
+                        i + 1,
+                        part.media_type.as_str()
+                    ),
                     field(name),
                 ));
             }
@@ -288,7 +292,11 @@ pub fn check_shape(new: &NewStorm, now: i64) -> Result<(), IntakeError> {
             if present(name) {
                 return Err(invalid(
                     "unexpected_field",
-                    format!("part {}: a {:?} part has no {name}", i + 1, part.media_type),
+                    format!(
+                        "part {}: a {} part takes no {name}",
+                        i + 1,
+                        part.media_type.as_str()
+                    ),
                     field(name),
                 ));
             }

@@ -127,6 +127,18 @@ pub enum MediaType {
     Carousel,
 }
 
+impl MediaType {
+    /// The name the API and the stored items use: `TEXT`, `IMAGE`, `VIDEO`, `CAROUSEL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaType::Text => "TEXT",
+            MediaType::Image => "IMAGE",
+            MediaType::Video => "VIDEO",
+            MediaType::Carousel => "CAROUSEL",
+        }
+    }
+}
+
 /// One image or video of a carousel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CarouselChild {

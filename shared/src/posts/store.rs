@@ -689,7 +689,7 @@ impl PostsStore {
             ),
             ("storm_id".to_owned(), s(part.storm_id.as_str())),
             ("index".to_owned(), n(part.index)),
-            ("media_type".to_owned(), s(media_type_name(part.media_type))),
+            ("media_type".to_owned(), s(part.media_type.as_str())),
             ("since".to_owned(), n(part.since)),
             (
                 "expires_at".to_owned(),
@@ -978,15 +978,6 @@ impl PostsStore {
         R: std::fmt::Debug,
     {
         self.error(operation, DisplayErrorContext(err))
-    }
-}
-
-fn media_type_name(media_type: MediaType) -> &'static str {
-    match media_type {
-        MediaType::Text => "TEXT",
-        MediaType::Image => "IMAGE",
-        MediaType::Video => "VIDEO",
-        MediaType::Carousel => "CAROUSEL",
     }
 }
 

@@ -685,7 +685,7 @@ impl Webhooks {
         }
         let message = match status.as_str() {
             "completed" => format!(
-                "Deletion request {code}: completed. ThreadStorm erased the Threads account's token and record, its user, its posts and its inbox."
+                "Deletion request {code}: completed. Whatever ThreadStorm held for this Threads account (its token and record, the user who signed in with it, its posts and its inbox) is erased."
             ),
             _ => format!("Deletion request {code}: in progress."),
         };
