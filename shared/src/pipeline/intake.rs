@@ -280,7 +280,7 @@ pub fn check_shape(new: &NewStorm, now: i64) -> Result<(), IntakeError> {
                 return Err(invalid(
                     "missing_field",
                     format!(
-                        "part {}: a {} part needs {name}",
+                        "part {}: media_type {} needs {name}",
                         i + 1,
                         part.media_type.as_str()
                     ),
@@ -293,7 +293,7 @@ pub fn check_shape(new: &NewStorm, now: i64) -> Result<(), IntakeError> {
                 return Err(invalid(
                     "unexpected_field",
                     format!(
-                        "part {}: a {} part takes no {name}",
+                        "part {}: media_type {} takes no {name}",
                         i + 1,
                         part.media_type.as_str()
                     ),
