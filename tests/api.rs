@@ -524,6 +524,39 @@ async fn a_long_text_is_auto_split_into_a_numbered_storm_within_500_bytes() {
 }
 
 #[tokio::test]
+async fn a_repeated_query_parameter_is_400_whichever_value_comes_first() {
+    let w = world().await;
+    let alice = w
+        .person("17841400000000001", Role::User, Some(ACCOUNT_A))
+        .await;
+    for query in [
+        [("account", ACCOUNT_A), ("account", ACCOUNT_B)],
+        [("account", ACCOUNT_B), ("account", ACCOUNT_A)],
+        [("limit", "5"), ("limit", "5")],
+    ] {
+        let (status, problem, _) = w
+            .call(Some(&alice), "GET", "/v1/posts", &query, &[], None)
+            .await;
+        assert_eq!(status, 400, "{query:?}: {problem}");
+        assert_eq!(problem["code"], "repeated_parameter");
+        assert_eq!(problem["field"], query[0].0);
+    }
+    let body = json!({"account_id": ACCOUNT_A, "text": "once"}).to_string();
+    let (status, problem, _) = w
+        .call(
+            Some(&alice),
+            "POST",
+            "/v1/posts",
+            &[("override", "false"), ("override", "true")],
+            &[],
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(w.stored(&alice).await, 0, "nothing was stored");
+}
+
+#[tokio::test]
 async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
     let w = world().await;
     let alice = w

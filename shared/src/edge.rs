@@ -226,6 +226,28 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Refuses a request that names a query parameter more than once: which of two values counts
+/// would otherwise depend on who reads them (API Gateway's single-value map keeps the last, a
+/// parser the first). Nothing is done for such a request. (Repeated headers cannot be told apart
+/// here: the request lambda_http builds keeps only API Gateway's last value of each.)
+pub fn refuse_repeated_parameters(req: &Request) -> Result<(), Problem> {
+    let Some(query) = req.query_string_parameters_ref() else {
+        return Ok(());
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (name, _) in query.iter() {
+        if !seen.insert(name) {
+            let name: String = name.chars().take(64).collect();
+            return Err(Problem::bad_request(
+                "repeated_parameter",
+                format!("{name} is given more than once; give it once"),
+            )
+            .with_field(name));
+        }
+    }
+    Ok(())
+}
+
 /// A path parameter (`{code}` in the route).
 pub fn path_param(req: &Request, name: &str) -> Option<String> {
     req.path_parameters_ref()

@@ -175,6 +175,7 @@ impl Api {
             }
             Found::NotFound => return Err(Problem::not_found()),
         };
+        edge::refuse_repeated_parameters(req)?;
         let (principal, renewed_cookie) = self.authenticate(req).await?;
         self.refuse_cross_site(req)?;
         // Counted once the request is known to be the user's own (another site's page cannot
