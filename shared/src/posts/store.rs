@@ -15,7 +15,7 @@ use super::item::{self, Corrupt};
 use super::model::{
     AccountId, MAX_PARTS, MediaType, Status, StatusName, Storm, StormId, StormKind,
 };
-use crate::store::{Item, StoreError, n, s};
+use crate::store::{Condition, Item, StoreError, n, s};
 use crate::threads::{ContainerId, MediaId};
 
 /// A failure of the posts store: DynamoDB did not answer (retry), or an item is malformed.
@@ -885,35 +885,14 @@ impl PostsStore {
         media: &MediaId,
         link: &str,
     ) -> Result<(), PostsError> {
-        let mut keys = vec![item::key(id, &item::part_sk(index))];
-        if index == 0 {
-            keys.push(item::key(id, item::STORM_SK));
-        }
-        for key in keys {
-            let result = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .update_expression("SET #p = :p")
-                .condition_expression("attribute_exists(#pk) AND #m = :m")
-                .expression_attribute_names("#pk", item::PK)
-                .expression_attribute_names("#m", item::MEDIA_ID)
-                .expression_attribute_names("#p", item::PERMALINK)
-                .expression_attribute_values(":m", s(media.as_str()))
-                .expression_attribute_values(":p", s(link))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {}
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                Err(err) => return Err(self.sdk_error("UpdateItem", err).into()),
-            }
-        }
-        Ok(())
+        let condition = Condition::new("attribute_exists(#pk) AND #m = :m")
+            .name("#pk", item::PK)
+            .name("#m", item::MEDIA_ID)
+            .name("#p", item::PERMALINK)
+            .value(":m", s(media.as_str()))
+            .value(":p", s(link));
+        self.update_part_and_storm(id, index, "SET #p = :p", condition)
+            .await
     }
 
     /// Marks part `index` deleted on Threads at `at` (and the storm item too for the first part,
@@ -923,6 +902,24 @@ impl PostsStore {
         id: &StormId,
         index: usize,
         at: i64,
+    ) -> Result<(), PostsError> {
+        let condition = Condition::new("attribute_exists(#pk)")
+            .name("#pk", item::PK)
+            .name("#d", item::DELETED_AT)
+            .value(":at", n(at));
+        self.update_part_and_storm(id, index, "SET #d = if_not_exists(#d, :at)", condition)
+            .await
+    }
+
+    /// Applies `update` to part `index` and, for the first part, to the storm item (which
+    /// carries the first part's media id, permalink and deletion for listings). An item whose
+    /// `condition` fails — gone (the storm was erased), or not the one meant — is left alone.
+    async fn update_part_and_storm(
+        &self,
+        id: &StormId,
+        index: usize,
+        update: &str,
+        condition: Condition,
     ) -> Result<(), PostsError> {
         let mut keys = vec![item::key(id, &item::part_sk(index))];
         if index == 0 {
@@ -934,16 +931,14 @@ impl PostsStore {
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key))
-                .update_expression("SET #d = if_not_exists(#d, :at)")
-                .condition_expression("attribute_exists(#pk)")
-                .expression_attribute_names("#d", item::DELETED_AT)
-                .expression_attribute_names("#pk", item::PK)
-                .expression_attribute_values(":at", n(at))
+                .update_expression(update)
+                .condition_expression(&condition.expression)
+                .set_expression_attribute_names(Some(condition.names.clone()))
+                .set_expression_attribute_values(Some(condition.values.clone()))
                 .send()
                 .await;
             match result {
                 Ok(_) => {}
-                // The storm is gone (erased): nothing to mark.
                 Err(err)
                     if err
                         .as_service_error()
