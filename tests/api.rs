@@ -319,6 +319,20 @@ async fn a_post_is_accepted_readable_listed_and_invisible_to_others() {
         )
         .await;
     assert_eq!(status, 403);
+    // ... and is refused alike for an id that does not exist: the answer reveals nothing.
+    for method in ["GET", "DELETE"] {
+        let (status, problem, _) = w
+            .call(
+                Some(&bob),
+                method,
+                "/v1/posts/storm_0123456789abcdef0123456789abcdef",
+                &[("override", "true")],
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(status, 403, "{method}: {problem}");
+    }
     assert!(
         w.audit_actions()
             .await
@@ -621,6 +635,29 @@ async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
         let detail = problem["detail"].as_str().unwrap();
         assert!(detail.starts_with(&format!("{field}: ")), "{detail}");
         assert!(!detail.contains("line 1"), "{detail}");
+    }
+    // A post's fields are its own names, a split text's problem is `text`, a broken body names
+    // no field, and no answer names a Rust type.
+    let long_text = "word ".repeat(11_000);
+    for (path, body, code, field) in [
+        ("/v1/posts", "{".to_owned(), "malformed_body", Value::Null),
+        ("/v1/posts", "{not json".to_owned(), "malformed_body", Value::Null),
+        ("/v1/posts", json!({"account_id": ACCOUNT_A, "text": null}).to_string(), "missing_field", json!("text")),
+        ("/v1/posts", json!({"account_id": ACCOUNT_A, "media_type": "IMAGE", "image_url": "https://a.example/i.jpg", "video_url": "https://a.example/v.mp4"}).to_string(), "unexpected_field", json!("video_url")),
+        ("/v1/storms", json!({"account_id": ACCOUNT_A, "auto_split": true, "text": long_text}).to_string(), "too_many_parts", json!("text")),
+        ("/v1/storms", json!({"account_id": ACCOUNT_A, "parts": [null]}).to_string(), "malformed_body", json!("parts[0]")),
+        ("/v1/storms", json!({"account_id": ACCOUNT_A, "parts": [{"text": "a"}], "publish_at": {"t": 1}}).to_string(), "malformed_body", json!("publish_at")),
+    ] {
+        let (status, problem, _) = w
+            .call(Some(&alice), "POST", path, &[], &[], Some(&body))
+            .await;
+        assert_eq!(status, 400, "{problem}");
+        assert_eq!(problem["code"], code, "{problem}");
+        assert_eq!(problem["field"], field, "{problem}");
+        let detail = problem["detail"].as_str().unwrap();
+        for internal in ["ContentInput", "When", "struct", "enum", "line 1"] {
+            assert!(!detail.contains(internal), "{detail}");
+        }
     }
     let (status, _, _) = w
         .call(

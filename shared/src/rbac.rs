@@ -113,6 +113,10 @@ pub enum Target<'a> {
     Own,
     /// A resource owned by this user.
     OwnedBy(&'a str),
+    /// Some other user's resource, not yet read: what an override asks for before the resource
+    /// is loaded, so that a role which may never override is refused the same way whether or
+    /// not the id exists.
+    Others,
 }
 
 /// The authenticated caller.
@@ -162,6 +166,7 @@ pub fn authorize(
     let own = match target {
         Target::Own => true,
         Target::OwnedBy(owner) => owner == principal.user_id.as_str(),
+        Target::Others => false,
     };
     // The permission the action needs on the caller's own resources.
     let needed_own = match action {
@@ -199,11 +204,17 @@ pub fn authorize(
         Action::ManageUsers => Permission::ManageUsers,
         Action::ManageSystem => Permission::ManageSystem,
     };
-    if has(role, needed_any) && has(role, Permission::ManageUsers) {
+    if has(role, needed_any) && may_override(role) {
         Decision::AllowOverride
     } else {
         Decision::Deny(Denial::OverrideNotAllowed)
     }
+}
+
+/// Whether `role` may act on other users' resources at all (by an explicit override): only the
+/// roles that manage users.
+pub fn may_override(role: Role) -> bool {
+    has(role, Permission::ManageUsers)
 }
 
 /// Whether `granter` may give `role` to someone: never above their own role; only a super_admin

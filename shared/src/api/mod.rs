@@ -202,9 +202,13 @@ impl Api {
             override_requested,
         };
         // Routes on the caller's own collection or the system are decided before anything runs;
-        // routes on one resource once its owner is known (in the handler).
+        // routes on one resource once its owner is known (in the handler). An override is first
+        // checked against other users' resources at large, before any is read: a role that may
+        // not override is refused alike for an id that exists and one that does not.
         if route.scope != routes::Scope::Resource {
             self.authorize(&ctx, Target::Own).await?;
+        } else if ctx.override_requested && !rbac::may_override(ctx.principal.role) {
+            self.authorize(&ctx, Target::Others).await?;
         }
         let mut res = if route.idempotent_post {
             replay::idempotent(self, &ctx, req).await?
@@ -281,7 +285,8 @@ impl Api {
                     .config
                     .public_base_url
                     .as_deref()
-                    .is_some_and(|base| !origin.is_empty() && base.starts_with(origin));
+                    .and_then(|base| url::Url::parse(base).ok())
+                    .is_some_and(|base| base.origin().ascii_serialization() == origin);
             let listed = matches!(&self.config.cors_origins, crate::config::CorsOrigins::List(list) if list.iter().any(|o| o == origin));
             if !(ours || listed) {
                 return Err(Problem::forbidden(
@@ -358,7 +363,7 @@ impl Api {
         let action = ctx.route.action;
         let decision = rbac::authorize(&ctx.principal, action, target, ctx.override_requested);
         let owner = match target {
-            Target::Own => None,
+            Target::Own | Target::Others => None,
             Target::OwnedBy(owner) => Some(owner),
         };
         let metadata = json!({
@@ -445,16 +450,33 @@ where
 {
     serde_path_to_error::deserialize(json).map_err(|e| {
         let field = e.path().to_string();
-        let mut why = e.into_inner().to_string();
-        if let Some(at) = why.rfind(" at line ") {
-            why.truncate(at);
+        let inner = e.into_inner();
+        let why = plain_json_error(&inner.to_string());
+        // A syntax error has no field ("?"), nor the body as a whole ("."); a place nested too
+        // deep to read is not worth naming.
+        let unnamed = field == "." || field == "?" || field.len() > 100;
+        if inner.is_syntax() || inner.is_eof() || unnamed {
+            return Problem::bad_request("malformed_body", format!("the body is not valid: {why}"));
         }
-        if field == "." {
-            Problem::bad_request("malformed_body", format!("the body is not valid: {why}"))
-        } else {
-            Problem::bad_request("malformed_body", format!("{field}: {why}")).with_field(field)
-        }
+        Problem::bad_request("malformed_body", format!("{field}: {why}")).with_field(field)
     })
+}
+
+/// serde's message without the parser's position and without the names of Rust types, which
+/// mean nothing to a caller (`expected struct ContentInput` → `expected an object`).
+fn plain_json_error(message: &str) -> String {
+    let mut why = message.to_owned();
+    if let Some(at) = why.rfind(" at line ") {
+        why.truncate(at);
+    }
+    if why.starts_with("data did not match any variant of untagged enum") {
+        return "not a value this field takes".to_owned();
+    }
+    if let Some(at) = why.find("expected struct ") {
+        why.truncate(at);
+        why.push_str("expected an object");
+    }
+    why
 }
 
 /// The request's JSON body, which the route requires.

@@ -134,7 +134,20 @@ pub(super) async fn create_post(
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
     let new = post_from_fields(parse_body(req)?)?;
-    submit(api, ctx, new, "posts").await
+    submit(api, ctx, new, "posts").await.map_err(as_post_field)
+}
+
+/// A problem intake found in a post's one part, named by the post's own field (`text`, not
+/// `parts[0].text`, which a post does not have).
+fn as_post_field(mut problem: Problem) -> Problem {
+    problem.field = problem
+        .field
+        .and_then(|field| match field.strip_prefix("parts[0].") {
+            Some(own) => Some(own.to_owned()),
+            None if field == "parts" => None,
+            None => Some(field),
+        });
+    problem
 }
 
 /// A post's own fields, then its content, checked as strictly as a storm part is.
@@ -205,7 +218,7 @@ pub(super) async fn create_batch(
                 Ok(new) => {
                     intake::submit(&api.intake, ctx.principal.user_id.as_str(), new, api.now())
                         .await
-                        .map_err(Problem::from)
+                        .map_err(|e| as_post_field(Problem::from(e)))
                 }
                 Err(problem) => Err(problem),
             },
@@ -246,6 +259,7 @@ pub(super) async fn create_storm(
     req: &Request,
 ) -> Result<Response<Body>, Problem> {
     let input: StormInput = parse_body(req)?;
+    let from_text = input.text.is_some();
     let parts = match (input.parts, input.text, input.auto_split) {
         (Some(parts), None, false) => {
             if input.numbering {
@@ -294,7 +308,20 @@ pub(super) async fn create_storm(
         parts,
         publish_at: input.publish_at.as_ref().map(When::unix).transpose()?,
     };
-    submit(api, ctx, new, "storms").await
+    submit(api, ctx, new, "storms")
+        .await
+        .map_err(|mut problem| {
+            // Parts split from `text` are the request's `text` (too many of them, say).
+            if from_text
+                && problem
+                    .field
+                    .as_deref()
+                    .is_some_and(|f| f.starts_with("parts"))
+            {
+                problem.field = Some("text".to_owned());
+            }
+            problem
+        })
 }
 
 async fn submit(
