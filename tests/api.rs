@@ -154,6 +154,24 @@ impl World {
         (status, json, res)
     }
 
+    /// `POST /v1/posts` of `body` under `Idempotency-Key: key`.
+    async fn post_keyed(
+        &self,
+        who: &Person,
+        key: &str,
+        body: &str,
+    ) -> (u16, Value, Response<Body>) {
+        self.call(
+            Some(who),
+            "POST",
+            "/v1/posts",
+            &[],
+            &[("Idempotency-Key", key)],
+            Some(body),
+        )
+        .await
+    }
+
     async fn post(&self, who: &Person, path: &str, body: Value) -> (u16, Value) {
         let (status, json, _) = self
             .call(Some(who), "POST", path, &[], &[], Some(&body.to_string()))
@@ -429,43 +447,15 @@ async fn an_idempotency_key_replays_the_first_answer_and_refuses_another_body() 
     assert_eq!(status, 202);
 
     // A refused request changed nothing, so its key is not spent: the corrected body runs.
-    let key = [("Idempotency-Key", "order-43")];
     let too_long = json!({"account_id": ACCOUNT_A, "text": "x".repeat(501)}).to_string();
-    let (status, problem, _) = w
-        .call(
-            Some(&alice),
-            "POST",
-            "/v1/posts",
-            &[],
-            &key,
-            Some(&too_long),
-        )
-        .await;
+    let (status, problem, _) = w.post_keyed(&alice, "order-43", &too_long).await;
     assert_eq!(status, 422, "{problem}");
     let corrected = json!({"account_id": ACCOUNT_A, "text": "short enough"}).to_string();
-    let (status, created, res) = w
-        .call(
-            Some(&alice),
-            "POST",
-            "/v1/posts",
-            &[],
-            &key,
-            Some(&corrected),
-        )
-        .await;
+    let (status, created, res) = w.post_keyed(&alice, "order-43", &corrected).await;
     assert_eq!(status, 202, "{created}");
     assert!(res.headers().get("idempotent-replayed").is_none());
     assert_eq!(w.stored(&alice).await, 2);
-    let (status, again, _) = w
-        .call(
-            Some(&alice),
-            "POST",
-            "/v1/posts",
-            &[],
-            &key,
-            Some(&corrected),
-        )
-        .await;
+    let (status, again, _) = w.post_keyed(&alice, "order-43", &corrected).await;
     assert_eq!((status, &again), (202, &created), "then it is kept");
     assert_eq!(w.stored(&alice).await, 2);
 
