@@ -632,6 +632,9 @@ async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
     for (path, body, code, field) in [
         ("/v1/posts", "{".to_owned(), "malformed_body", Value::Null),
         ("/v1/posts", "{not json".to_owned(), "malformed_body", Value::Null),
+        ("/v1/posts", "[1,2".to_owned(), "malformed_body", Value::Null),
+        ("/v1/storms", json!([ACCOUNT_A, [{"text": "x"}]]).to_string(), "malformed_body", Value::Null),
+        ("/v1/storms", json!("text").to_string(), "malformed_body", Value::Null),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "text": null}).to_string(), "missing_field", json!("text")),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "media_type": "IMAGE", "image_url": "https://a.example/i.jpg", "video_url": "https://a.example/v.mp4"}).to_string(), "unexpected_field", json!("video_url")),
         ("/v1/storms", json!({"account_id": ACCOUNT_A, "auto_split": true, "text": long_text}).to_string(), "too_many_parts", json!("text")),
@@ -660,6 +663,36 @@ async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
         )
         .await;
     assert_eq!(status, 413);
+    // A body declared as something other than JSON is 415 and stores nothing; JSON's own
+    // types and parameters pass on to the body's checks (here: a missing account).
+    let post = json!({"account_id": ACCOUNT_A, "text": "declared"}).to_string();
+    let no_account = json!({"text": "declared"}).to_string();
+    let auth = format!("Bearer {}", alice.token);
+    for (declared, body, want) in [
+        ("text/plain", &post, 415),
+        ("application/x-www-form-urlencoded", &post, 415),
+        ("multipart/form-data; boundary=x", &post, 415),
+        ("application/json; charset=utf-8", &no_account, 400),
+        ("Application/JSON", &no_account, 400),
+        ("application/merge-patch+json", &no_account, 400),
+    ] {
+        let res = w
+            .api
+            .handle(event(
+                "POST",
+                "/v1/posts",
+                &[],
+                &[("Content-Type", declared), ("Authorization", &auth)],
+                Some(body),
+                false,
+            ))
+            .await;
+        assert_eq!(res.status(), want, "{declared}");
+        assert_eq!(
+            res.headers().get("content-type").unwrap(),
+            "application/problem+json"
+        );
+    }
     let (status, _, res) = w
         .call(Some(&alice), "PATCH", "/v1/posts/storm_x", &[], &[], None)
         .await;
@@ -1355,6 +1388,21 @@ async fn the_audit_log_shows_users_their_own_and_administrators_everyones() {
             "{name}={value}"
         );
     }
+    let (status, problem) = w
+        .get(
+            &admin,
+            "/v1/audit",
+            &[
+                ("from", "2030-01-01T00:00:00Z"),
+                ("to", "2020-01-01T00:00:00Z"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (status, problem["field"].as_str()),
+        (400, Some("from")),
+        "a period that ends before it starts is refused, not answered empty"
+    );
     assert!(
         w.audit_actions()
             .await
@@ -1809,11 +1857,18 @@ async fn a_cookie_session_refuses_writes_another_site_could_forge() {
     assert_eq!(
         send(vec![
             ("Authorization", format!("Bearer {}", alice.token)),
-            ("Content-Type", "text/plain".into()),
+            ("Content-Type", "application/json".into()),
             ("Origin", "https://evil.example".into())
         ])
         .await,
         202,
         "a bearer token is never sent by a browser on its own"
     );
+    // Without a cookie a body that declares no type is read as JSON; one declared as something
+    // else is refused whoever sends it.
+    for (declared, want) in [(None, 202), (Some("text/plain"), 415)] {
+        let mut headers = vec![("Authorization", format!("Bearer {}", alice.token))];
+        headers.extend(declared.map(|d| ("Content-Type", d.to_owned())));
+        assert_eq!(send(headers).await, want, "{declared:?}");
+    }
 }

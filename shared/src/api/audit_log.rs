@@ -55,6 +55,15 @@ pub(super) async fn list(
         .transpose()?;
     let from = time_param(req, "from")?;
     let to = time_param(req, "to")?;
+    if let (Some(from), Some(to)) = (from, to)
+        && from > to
+    {
+        return Err(Problem::bad_request(
+            "invalid_parameter",
+            "from is after to: give the period's start as from and its end as to",
+        )
+        .with_field("from"));
+    }
     let limit = match edge::query(req, "limit") {
         None => DEFAULT_PAGE,
         Some(raw) => raw

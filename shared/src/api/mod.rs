@@ -298,21 +298,10 @@ impl Api {
         }
         let has_body = !matches!(req.body(), Body::Empty)
             && edge::body(req, edge::MAX_BODY_BYTES).is_ok_and(|b| !b.is_empty());
-        let json = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| {
-                ct.split(';')
-                    .next()
-                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
-            });
-        if has_body && !json {
-            return Err(Problem::new(
-                415,
-                "unsupported_media_type",
-                "send the body as Content-Type: application/json",
-            ));
+        // A cookie's body must say it is JSON: a form or a text/plain fetch from another page
+        // needs no preflight, a JSON one does.
+        if has_body && declared_json(req) != Some(true) {
+            return Err(unsupported_media_type());
         }
         Ok(())
     }
@@ -479,6 +468,34 @@ fn plain_json_error(message: &str) -> String {
     why
 }
 
+/// Whether the request's Content-Type is JSON (`application/json` or `application/…+json`, with
+/// or without parameters); `None` when it names none.
+fn declared_json(req: &Request) -> Option<bool> {
+    let declared = req.headers().get(header::CONTENT_TYPE)?;
+    let essence = declared
+        .to_str()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    Some(
+        essence == "application/json"
+            || essence
+                .strip_prefix("application/")
+                .is_some_and(|sub| sub.ends_with("+json")),
+    )
+}
+
+fn unsupported_media_type() -> Problem {
+    Problem::new(
+        415,
+        "unsupported_media_type",
+        "send the body as JSON with Content-Type: application/json",
+    )
+}
+
 /// The request's JSON body, which the route requires.
 pub(crate) fn parse_required_body<T: serde::de::DeserializeOwned>(
     req: &Request,
@@ -494,6 +511,18 @@ pub(crate) fn parse_optional_body<T: serde::de::DeserializeOwned>(
     let body = edge::body(req, edge::MAX_BODY_BYTES)?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
+    }
+    // A body declared as something else is refused; one that declares nothing is read as JSON.
+    if declared_json(req) == Some(false) {
+        return Err(unsupported_media_type());
+    }
+    // Every body is one JSON object: serde would read a top-level array as a struct's fields in
+    // order and answer with a baffling "[0]: invalid type".
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Problem::bad_request(
+            "malformed_body",
+            "the body is not valid: it must be one JSON object, {…}",
+        ));
     }
     let mut json = serde_json::Deserializer::from_slice(body);
     let value = from_json(&mut json)?;
