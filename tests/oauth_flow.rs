@@ -499,6 +499,38 @@ async fn return_to_elsewhere_is_refused_at_start() {
     assert_eq!(w.emu.calls().authorize, 0);
 }
 
+/// Which of two values would count is refused outright, before any state is consumed or any
+/// Threads call is made.
+#[tokio::test]
+async fn a_repeated_query_parameter_is_refused_and_consumes_nothing() {
+    let w = world().await;
+    let url = format!("{LOCAL_BASE_URL}/oauth/start?return_to=/app&return_to=/settings");
+    let res = w.oauth.handle(request("GET", &url, &[], true)).await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        (json(&res)["code"].as_str(), json(&res)["field"].as_str()),
+        (Some("repeated_parameter"), Some("return_to"))
+    );
+    assert_eq!(w.emu.calls().authorize, 0);
+
+    let (callback, cookies) = authorize(&w, "", None).await;
+    let mut doubled = url::Url::parse(&callback).unwrap();
+    doubled.query_pairs_mut().append_pair("state", "another");
+    let res = w
+        .oauth
+        .handle(request("GET", doubled.as_str(), &cookies, true))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_eq!(json(&res)["code"], "repeated_parameter");
+    assert_eq!(w.emu.calls().code_exchange, 0, "no Threads call");
+
+    let res = w
+        .oauth
+        .handle(request("GET", &callback, &cookies, true))
+        .await;
+    assert_eq!(res.status(), 200, "the state was not consumed");
+}
+
 #[tokio::test]
 async fn an_unregistered_redirect_uri_is_refused_by_the_window() {
     let w = world_with(|c| c.redirect_uris = vec!["http://localhost:3000/other".to_owned()]).await;

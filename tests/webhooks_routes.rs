@@ -525,6 +525,39 @@ async fn a_delivery_for_another_app_is_refused_and_nothing_is_stored() {
 }
 
 #[tokio::test]
+async fn a_repeated_query_parameter_is_refused_and_nothing_is_stored() {
+    let w = world().await;
+    connect(&w, OWNER).await;
+    let body = envelope(
+        &w.app_id,
+        OWNER,
+        NOW,
+        &[reply("17920000000000411", OWNER, "x")],
+        ValuesShape::Object,
+    );
+    let res = w
+        .hooks
+        .handle(event(
+            "POST",
+            "/webhooks/threads",
+            &[("source", "a"), ("source", "b")],
+            &[
+                ("Content-Type", "application/json"),
+                (
+                    "X-Hub-Signature-256",
+                    &signature(&w.app_secret, body.as_bytes()),
+                ),
+            ],
+            Some(&body),
+            false,
+        ))
+        .await;
+    assert_eq!(res.status(), 400, "{}", text(&res));
+    assert_eq!(json_body(&res)["code"], "repeated_parameter");
+    assert!(scan(&w, Resource::InboxTable).await.is_empty());
+}
+
+#[tokio::test]
 async fn an_oversized_body_is_refused_with_413_before_anything_is_read() {
     let w = world().await;
     let big = "x".repeat(threadstorm::webhooks::MAX_BODY_BYTES + 1);

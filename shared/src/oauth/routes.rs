@@ -152,6 +152,7 @@ impl OAuth {
 
     /// `GET /oauth/start[?return_to=/path]`: a new state bound to this browser, then to Threads.
     async fn start(&self, req: &Request) -> Result<Response<Body>, Problem> {
+        edge::refuse_repeated_parameters(req)?;
         let return_to = match edge::query(req, "return_to") {
             None => return_to::DEFAULT.to_owned(),
             Some(candidate) => return_to::validate(&candidate).ok_or_else(|| {
@@ -194,6 +195,8 @@ impl OAuth {
 
     /// `GET /oauth/callback?code=..&state=..` (or `?error=access_denied&...`).
     async fn callback(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
+        // Before the state is looked at: a repeated parameter consumes nothing.
+        edge::refuse_repeated_parameters(req)?;
         let now = self.now();
         let state = edge::query(req, "state");
         let browser = edge::cookie(req.headers(), BROWSER_COOKIE);

@@ -137,6 +137,7 @@ impl Webhooks {
     }
 
     async fn route(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
+        edge::refuse_repeated_parameters(req)?;
         let path = edge::path(req);
         match (req.method(), path) {
             (&Method::GET, "/webhooks/threads") => self.verify_subscription(req).await,
