@@ -114,7 +114,7 @@ impl ContentPolicy {
                 limit: TEXT_LIMIT_BYTES,
             });
         }
-        self.check_terms(part, "text", text, out);
+        self.check_text_field(part, "text", text, out);
 
         let attachment = post.link_attachment.as_deref();
         if let Some(link) = attachment {
@@ -133,7 +133,7 @@ impl ContentPolicy {
 
         if let Some(tag) = &post.topic_tag {
             check_topic_tag(part, tag, out);
-            self.check_terms(part, "topic_tag", tag, out);
+            self.check_text_field(part, "topic_tag", tag, out);
         }
         self.check_alt_text(part, "alt_text", post.alt_text.as_deref(), out);
         if let Some(control) = &post.reply_control
@@ -176,7 +176,25 @@ impl ContentPolicy {
         }
     }
 
-    fn check_terms(&self, part: usize, field: &'static str, value: &str, out: &mut Vec<Rejection>) {
+    /// What every field a reader sees must pass: no prohibited term, no character that is not
+    /// text (see [`disallowed_character`]).
+    fn check_text_field(
+        &self,
+        part: usize,
+        field: &'static str,
+        value: &str,
+        out: &mut Vec<Rejection>,
+    ) {
+        if let Some(c) = value.chars().find(|&c| disallowed_character(c)) {
+            out.push(invalid(
+                part,
+                field,
+                format!(
+                    "contains the control character U+{:04X}, which is not text; remove it",
+                    u32::from(c)
+                ),
+            ));
+        }
         if let Some(term) = self.terms.find_in(value) {
             out.push(Rejection::ProhibitedTerm {
                 part,
@@ -202,8 +220,16 @@ impl ContentPolicy {
                 format!("is {chars} characters long; Threads allows {ALT_TEXT_MAX_CHARS}"),
             ));
         }
-        self.check_terms(part, field, alt, out);
+        self.check_text_field(part, field, alt, out);
     }
+}
+
+/// A character no post should carry: a control character other than tab, line feed and carriage
+/// return (NUL, escape sequences, C1 controls), or a bidirectional override (U+202D, U+202E),
+/// which shows the text after it in another order than it is stored — a term written backwards
+/// behind one reads forwards and passes the brand filter.
+fn disallowed_character(c: char) -> bool {
+    (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{202D}' | '\u{202E}')
 }
 
 /// Unique links: the text's counted links plus an attachment that differs from all of them.

@@ -185,6 +185,47 @@ fn terms_are_checked_in_tags_and_alt_text_too() {
 }
 
 #[test]
+fn control_characters_and_bidi_overrides_are_refused_where_a_reader_sees_them() {
+    let policy = b1();
+    for (post, field, shown) in [
+        (PostDraft::text("a\u{0}b"), "text", "U+0000"),
+        (PostDraft::text("colour \u{1b}[31mred"), "text", "U+001B"),
+        (PostDraft::text("c1 \u{85} control"), "text", "U+0085"),
+        // Shown as "Glimmr" although stored backwards, which the term list would not see.
+        (PostDraft::text("\u{202E}rmmilG"), "text", "U+202E"),
+        (
+            PostDraft::text("a").with_topic_tag("tag\u{7f}"),
+            "topic_tag",
+            "U+007F",
+        ),
+        (
+            PostDraft::image("https://cdn.example/a.jpg").with_alt_text("\u{202D}alt"),
+            "alt_text",
+            "U+202D",
+        ),
+    ] {
+        let r = only(policy.check_post(&post));
+        assert!(
+            matches!(r, Rejection::InvalidField { field: f, .. } if f == field),
+            "{r:?}"
+        );
+        assert!(r.reason().contains(shown), "{}", r.reason());
+    }
+    // Line breaks, tabs, right-to-left text and its marks and emoji sequences are text.
+    for fine in [
+        "line one\nline two\r\n\tindented",
+        "שלום עולם \u{200F}(RLM) مرحبا",
+        "family 👨\u{200D}👩\u{200D}👧 and ❤\u{FE0F}",
+    ] {
+        assert_eq!(
+            policy.check_post(&PostDraft::text(fine)),
+            Ok(()),
+            "{fine:?}"
+        );
+    }
+}
+
+#[test]
 fn five_unique_links_pass_and_six_fail() {
     let policy = ContentPolicy::default();
     let five = "https://a.example https://b.example/x www.c.example http://d.example e.example/x?y \
