@@ -227,8 +227,10 @@ pub fn verify(
     };
     let issued_at = match claims.get("issued_at") {
         None | Some(Value::Null) => return Err(SignedRequestError::MissingClaim("issued_at")),
+        // A Unix time before 1970 is nothing Meta sends.
         Some(v) => v
             .as_i64()
+            .filter(|t| *t >= 0)
             .ok_or(SignedRequestError::BadClaim("issued_at"))?,
     };
     let expires = match claims.get("expires") {
@@ -489,6 +491,10 @@ mod tests {
                 SignedRequestError::BadClaim("issued_at"),
             ),
             (
+                json!({"algorithm": "HMAC-SHA256", "user_id": "1", "issued_at": i64::MIN}),
+                SignedRequestError::BadClaim("issued_at"),
+            ),
+            (
                 json!({"algorithm": "HMAC-SHA256", "user_id": "1", "issued_at": 1, "expires": "x"}),
                 SignedRequestError::BadClaim("expires"),
             ),
@@ -616,7 +622,7 @@ mod tests {
                 any::<u64>().prop_map(Value::from),
                 "[^\\p{Cc}]{1,30}".prop_map(Value::from),
             ],
-            issued_at in any::<i64>(),
+            issued_at in 0..=i64::MAX,
             expires in proptest::option::of(any::<i64>()),
             padded in any::<bool>(),
             key in "[ -~]{1,64}",
