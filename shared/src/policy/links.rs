@@ -75,8 +75,12 @@ pub fn is_https_url(raw: &str) -> bool {
 }
 
 fn parsed_with_host(raw: &str) -> Option<url::Url> {
-    // The URL parser would quietly strip surrounding spaces; a value with any is not one URL.
-    if raw.chars().any(char::is_whitespace) {
+    // The URL parser would quietly strip surrounding spaces and percent-encode control
+    // characters; a value with any is not one URL.
+    if raw
+        .chars()
+        .any(|c| c.is_whitespace() || super::disallowed_character(c))
+    {
         return None;
     }
     url::Url::parse(raw)

@@ -228,7 +228,7 @@ impl ContentPolicy {
 /// return (NUL, escape sequences, C1 controls), or a bidirectional override (U+202D, U+202E),
 /// which shows the text after it in another order than it is stored — a term written backwards
 /// behind one reads forwards and passes the brand filter.
-fn disallowed_character(c: char) -> bool {
+pub(crate) fn disallowed_character(c: char) -> bool {
     (c.is_control() && !matches!(c, '\t' | '\n' | '\r')) || matches!(c, '\u{202D}' | '\u{202E}')
 }
 

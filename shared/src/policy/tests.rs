@@ -353,6 +353,37 @@ fn media_urls_must_be_https_and_are_not_echoed() {
         policy.check_post(&PostDraft::video("https://cdn.example/v.mp4")),
         Ok(())
     );
+    // A control character or a bidi override is not part of a URL, wherever it sits.
+    for bad in [
+        "https://cdn.example/a\u{0}.jpg",
+        "https://cdn.example/a\u{1b}.jpg",
+        "https://cdn.example/a\u{7f}.jpg",
+        "https://cdn.example/a\u{9b}.jpg",
+        "https://cdn.example/\u{202E}gpj.a",
+    ] {
+        let r = only(policy.check_post(&PostDraft::image(bad)));
+        assert!(
+            matches!(
+                r,
+                Rejection::InvalidField {
+                    field: "image_url",
+                    ..
+                }
+            ),
+            "{bad:?}"
+        );
+        let attached = PostDraft::text("see").with_link_attachment(bad);
+        assert!(
+            matches!(
+                only(policy.check_post(&attached)),
+                Rejection::InvalidField {
+                    field: "link_attachment",
+                    ..
+                }
+            ),
+            "{bad:?}"
+        );
+    }
 }
 
 #[test]

@@ -368,6 +368,7 @@ fn change(raw: &Value) -> Change {
         return malformed(name, "value.id is missing or not a Threads id");
     };
     let text = |key: &str| value.get(key).and_then(scalar_text);
+    let permalink = || text("permalink").filter(|link| is_threads_permalink(link));
     match field {
         Field::Replies | Field::Mentions => {
             let reply = Reply {
@@ -375,7 +376,7 @@ fn change(raw: &Value) -> Change {
                 username: text("username"),
                 text: text("text"),
                 media_type: text("media_type"),
-                permalink: text("permalink"),
+                permalink: permalink(),
                 replied_to_id: nested(value, "replied_to", "id")
                     .or_else(|| value.get("replied_to_id"))
                     .and_then(id),
@@ -399,7 +400,7 @@ fn change(raw: &Value) -> Change {
         Field::Publish => Change::Publish(Publish {
             id: media,
             media_type: text("media_type"),
-            permalink: text("permalink"),
+            permalink: permalink(),
             timestamp: text("timestamp"),
             username: text("username"),
         }),
@@ -428,6 +429,26 @@ fn nested<'a>(value: &'a Map<String, Value>, outer: &str, inner: &str) -> Option
 
 fn string(value: &Value) -> Option<String> {
     value.as_str().map(str::to_owned)
+}
+
+/// Whether `link` is one of Threads' own permalinks (`https://www.threads.com/@user/post/…`, or
+/// on threads.net). A signed delivery is Meta's, but a link ThreadStorm shows its users (on a
+/// post, in the inbox) is checked all the same; any other value is dropped.
+fn is_threads_permalink(link: &str) -> bool {
+    const HOSTS: [&str; 4] = [
+        "www.threads.com",
+        "threads.com",
+        "www.threads.net",
+        "threads.net",
+    ];
+    link.len() <= 2048
+        && url::Url::parse(link).is_ok_and(|url| {
+            url.scheme() == "https"
+                && url.username().is_empty()
+                && url.password().is_none()
+                && url.port().is_none()
+                && url.host_str().is_some_and(|host| HOSTS.contains(&host))
+        })
 }
 
 /// A string, or a number written out (timestamps and ids sometimes come as numbers).
@@ -530,6 +551,39 @@ mod tests {
                 timestamp: Some("2024-09-12T23:17:39+0000".into()),
             })]
         );
+    }
+
+    #[test]
+    fn only_threads_own_https_permalinks_are_kept_on_every_kind_of_change() {
+        let permalink_of = |field: &str, link: &str| {
+            let mut value = reply_value("17920000000000999", "hi");
+            value["permalink"] = json!(link);
+            let raw = body(&[sent(field, value)], ValuesShape::Object);
+            match parse(raw.as_bytes(), APP).unwrap().changes.remove(0) {
+                Change::Reply(r) | Change::Mention(r) => r.permalink,
+                Change::Publish(p) => p.permalink,
+                other => panic!("{other:?}"),
+            }
+        };
+        for field in ["replies", "mentions", "publish"] {
+            for good in [
+                "https://www.threads.com/@storm_tester/post/C0dEfGhIjKl",
+                "https://threads.net/@user/post/abc",
+            ] {
+                assert_eq!(permalink_of(field, good).as_deref(), Some(good), "{field}");
+            }
+            for bad in [
+                "https://evil.example/x",
+                "http://www.threads.com/@u/post/a",
+                "javascript:alert(1)",
+                "https://www.threads.com.evil.example/@u",
+                "https://user@www.threads.com/@u",
+                "https://www.threads.com:8443/@u",
+                "not a url",
+            ] {
+                assert_eq!(permalink_of(field, bad), None, "{field} {bad}");
+            }
+        }
     }
 
     #[test]

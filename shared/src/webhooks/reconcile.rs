@@ -61,7 +61,7 @@ pub async fn publish(
     let known = posts.parts_with_media(&change.id).await?;
     if !known.is_empty() {
         // A post ThreadStorm published: Meta's change is where its permalink comes from.
-        if let Some(link) = threads_permalink(change) {
+        if let Some(link) = change.permalink.as_deref() {
             for (storm_id, index) in &known {
                 // Only the account's own storms, as for `delete`.
                 match posts.load(storm_id).await? {
@@ -104,7 +104,7 @@ pub async fn publish(
             &part.storm_id,
             part.index,
             &change.id,
-            threads_permalink(change),
+            change.permalink.as_deref(),
             now,
         )
         .await?;
@@ -193,60 +193,9 @@ pub async fn delete(
     Ok(marked)
 }
 
-/// The change's permalink, if it is one of Threads' own (`https://www.threads.com/@user/post/…`,
-/// or on threads.net): a signed delivery is Meta's, but a link ThreadStorm shows its users is
-/// checked all the same.
-fn threads_permalink(change: &Publish) -> Option<&str> {
-    const HOSTS: [&str; 4] = [
-        "www.threads.com",
-        "threads.com",
-        "www.threads.net",
-        "threads.net",
-    ];
-    let link = change.permalink.as_deref()?;
-    let url = url::Url::parse(link).ok()?;
-    (link.len() <= 2048
-        && url.scheme() == "https"
-        && url.username().is_empty()
-        && url.password().is_none()
-        && url.port().is_none()
-        && url.host_str().is_some_and(|host| HOSTS.contains(&host)))
-    .then_some(link)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_threads_own_https_permalinks_are_kept() {
-        let publish = |permalink: Option<&str>| Publish {
-            id: crate::threads::MediaId::parse("17920000000000001").unwrap(),
-            media_type: Some("TEXT_POST".into()),
-            permalink: permalink.map(str::to_owned),
-            timestamp: None,
-            username: None,
-        };
-        let with = |link: &str| publish(Some(link));
-        for good in [
-            "https://www.threads.com/@storm_tester/post/C0dEfGhIjKl",
-            "https://threads.net/@user/post/abc",
-        ] {
-            assert_eq!(threads_permalink(&with(good)), Some(good));
-        }
-        for bad in [
-            "https://evil.example/x",
-            "http://www.threads.com/@u/post/a",
-            "javascript:alert(1)",
-            "https://www.threads.com.evil.example/@u",
-            "https://user@www.threads.com/@u",
-            "https://www.threads.com:8443/@u",
-            "not a url",
-        ] {
-            assert_eq!(threads_permalink(&with(bad)), None, "{bad}");
-        }
-        assert_eq!(threads_permalink(&publish(None)), None);
-    }
 
     #[test]
     fn media_types_match_threads_read_side_names() {
