@@ -127,7 +127,17 @@ async fn an_account_revoked_after_scheduling_is_refused_at_publish_time_and_audi
     w.pass(Consumer::Gate, t).await;
 
     let path = format!("/v1/admin/accounts/{}/revoke", w.account);
-    let (status, body) = post(&api, &admin, &path, json!({})).await;
+    // A body it cannot take refuses the revocation (nothing is done): its only field is a reason.
+    for bad in [
+        json!([]),
+        json!("now"),
+        json!({"colour": "red"}),
+        json!({"reason": "a\u{0}b"}),
+    ] {
+        let (status, body) = post(&api, &admin, &path, bad.clone()).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let (status, body) = post(&api, &admin, &path, json!({"reason": "laptop stolen"})).await;
     assert_eq!(status, 200, "{body}");
     w.drain(t).await;
 
@@ -163,8 +173,19 @@ async fn an_account_revoked_after_scheduling_is_refused_at_publish_time_and_audi
             .items()
             .iter()
             .any(|i| i.get("action") == Some(&s("account.revoke"))
-                && i.get("category") == Some(&s("security"))),
-        "the revocation is a security record"
+                && i.get("category") == Some(&s("security"))
+                && i.get("metadata")
+                    .is_some_and(|m| format!("{m:?}").contains("laptop stolen"))),
+        "the revocation is a security record with its reason"
+    );
+    assert_eq!(
+        records
+            .items()
+            .iter()
+            .filter(|i| i.get("action") == Some(&s("account.revoke")))
+            .count(),
+        1,
+        "the refused attempts revoked nothing"
     );
     let report = api.audit_sink.verify(None).await.unwrap();
     assert!(report.intact(), "{report:?}");

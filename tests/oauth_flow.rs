@@ -531,6 +531,44 @@ async fn a_repeated_query_parameter_is_refused_and_consumes_nothing() {
     assert_eq!(res.status(), 200, "the state was not consumed");
 }
 
+/// Another site's page cannot sign a user out through their cookie; ThreadStorm's own page can.
+#[tokio::test]
+async fn a_cookie_logout_from_another_site_is_refused() {
+    let w = world().await;
+    let (callback, cookies) = authorize(&w, "", None).await;
+    let res = w
+        .oauth
+        .handle(request("GET", &callback, &cookies, false))
+        .await;
+    let session_cookie = set_cookies(&res)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-threadstorm_session="))
+        .unwrap();
+    let token = SessionToken::new(session_cookie.split_once('=').unwrap().1);
+    let logout = |origin: &str| {
+        let mut req = request(
+            "POST",
+            &format!("{LOCAL_BASE_URL}/oauth/logout"),
+            std::slice::from_ref(&session_cookie),
+            true,
+        );
+        req.headers_mut()
+            .insert(header::ORIGIN, origin.parse().unwrap());
+        req
+    };
+    let res = w.oauth.handle(logout("https://evil.example")).await;
+    assert_eq!(res.status(), 403);
+    assert_eq!(json(&res)["code"], "cross_site_request");
+    assert!(
+        w.oauth.sessions.verify(&token).await.is_ok(),
+        "still signed in"
+    );
+
+    let res = w.oauth.handle(logout(LOCAL_BASE_URL)).await;
+    assert_eq!(res.status(), 200);
+    assert!(w.oauth.sessions.verify(&token).await.is_err(), "signed out");
+}
+
 #[tokio::test]
 async fn an_unregistered_redirect_uri_is_refused_by_the_window() {
     let w = world_with(|c| c.redirect_uris = vec!["http://localhost:3000/other".to_owned()]).await;

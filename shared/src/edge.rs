@@ -209,6 +209,39 @@ pub struct Caller {
     pub request_id: Option<String>,
 }
 
+/// Whether the browser named the page the request came from (`Origin`) and it is neither this
+/// service — the host the request was sent to, or the origin of `own_url` (its public URL) — nor
+/// one of `cors`: a request another site's page made, carrying the user's cookie.
+pub fn foreign_origin(req: &Request, own_url: Option<&str>, cors: &CorsOrigins) -> bool {
+    let Some(origin) = req.headers().get(header::ORIGIN) else {
+        return false;
+    };
+    let origin = origin.to_str().unwrap_or("");
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let same_host = origin
+        .split_once("://")
+        .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
+    let ours = same_host
+        || own_url
+            .and_then(|own| url::Url::parse(own).ok())
+            .is_some_and(|own| own.origin().ascii_serialization() == origin);
+    let listed = matches!(cors, CorsOrigins::List(list) if list.iter().any(|o| o == origin));
+    !(ours || listed)
+}
+
+/// The answer to a cookie-carried write from another site's page.
+pub fn cross_site_problem() -> Problem {
+    Problem::forbidden(
+        "cross_site_request",
+        "this request came from another site's page with your session cookie; send it from \
+         ThreadStorm, or use an Authorization: Bearer token",
+    )
+}
+
 /// The route path without the API Gateway stage (`/v1/posts`, not `/live/v1/posts`).
 pub fn path(req: &Request) -> &str {
     let raw = req.raw_http_path();

@@ -47,8 +47,23 @@ fn reason(raw: Option<String>) -> Result<Option<String>, Problem> {
             format!("reason is at most {MAX_REASON_CHARS} characters"),
         )
         .with_field("reason")),
+        // It is kept in the audit log, which people read: no control characters or overrides.
+        Some(r) if r.chars().any(crate::policy::disallowed_character) => Err(Problem::bad_request(
+            "invalid_parameter",
+            "reason holds a control character; send plain text",
+        )
+        .with_field("reason")),
         other => Ok(other.filter(|r| !r.trim().is_empty())),
     }
+}
+
+/// The optional body of an administrator's action that takes nothing but a reason for the
+/// audit log.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
 }
 
 /// `PUT /v1/admin/users/{id}/role` with `{"role": "pro"}`.
@@ -263,9 +278,13 @@ async fn set_switch(
     Ok(())
 }
 
-/// `POST /v1/admin/accounts/{id}/revoke`: the account is disconnected and its token ciphertext
+/// `POST /v1/admin/accounts/{id}/revoke`, optionally `{"reason": "…"}`: the account is disconnected and its token ciphertext
 /// deleted; anything scheduled for it is refused at publish time.
-pub(super) async fn revoke(api: &Api, ctx: &Ctx<'_>) -> Result<Response<Body>, Problem> {
+pub(super) async fn revoke(
+    api: &Api,
+    ctx: &Ctx<'_>,
+    req: &Request,
+) -> Result<Response<Body>, Problem> {
     let account = ctx
         .params
         .get("id")
@@ -273,6 +292,8 @@ pub(super) async fn revoke(api: &Api, ctx: &Ctx<'_>) -> Result<Response<Body>, P
         .ok_or_else(|| {
             Problem::bad_request("invalid_parameter", "id is a Threads account id").with_field("id")
         })?;
+    let body: ReasonBody = parse_optional_body(req)?.unwrap_or_default();
+    let reason = reason(body.reason)?;
     let stored = api
         .accounts
         .get(&account)
@@ -297,6 +318,7 @@ pub(super) async fn revoke(api: &Api, ctx: &Ctx<'_>) -> Result<Response<Body>, P
                     "account_id": account.as_str(),
                     "owner_user_id": stored.owner_user_id,
                     "previous_status": stored.status.as_str(),
+                    "reason": reason,
                 })),
         )
         .await
@@ -323,13 +345,7 @@ pub(super) async fn rotate(
             Problem::bad_request("invalid_parameter", format!("name is one of {}", names()))
                 .with_field("name")
         })?;
-    #[derive(Deserialize, Default)]
-    #[serde(deny_unknown_fields)]
-    struct RotateBody {
-        #[serde(default)]
-        reason: Option<String>,
-    }
-    let body: RotateBody = parse_optional_body(req)?.unwrap_or_default();
+    let body: ReasonBody = parse_optional_body(req)?.unwrap_or_default();
     let reason = reason(body.reason)?
         .unwrap_or_else(|| "emergency rotation requested through the admin API".into());
     let secret = api

@@ -160,6 +160,7 @@ impl Api {
     }
 
     async fn route(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
+        edge::refuse_repeated_parameters(req)?;
         let path = edge::path(req);
         if path == "/" && req.method() == lambda_http::http::Method::GET {
             return Ok(about(req));
@@ -175,7 +176,6 @@ impl Api {
             }
             Found::NotFound => return Err(Problem::not_found()),
         };
-        edge::refuse_repeated_parameters(req)?;
         let (principal, renewed_cookie) = self.authenticate(req).await?;
         self.refuse_cross_site(req)?;
         // Counted once the request is known to be the user's own (another site's page cannot
@@ -249,7 +249,7 @@ impl Api {
             SetRole => admin::set_role(self, ctx, req).await,
             Pause => admin::pause(self, ctx, req).await,
             Resume => admin::resume(self, ctx, req).await,
-            RevokeAccount => admin::revoke(self, ctx).await,
+            RevokeAccount => admin::revoke(self, ctx, req).await,
             RotateSecret => admin::rotate(self, ctx, req).await,
             VerifyAudit => admin::verify(self, ctx, req).await,
             Inbox => inbox::list(self, ctx, req).await,
@@ -269,32 +269,12 @@ impl Api {
         {
             return Ok(());
         }
-        if let Some(origin) = req.headers().get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            // This service's own origin: the host the request was sent to, or the public URL.
-            let host = req
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            let same_host = origin
-                .split_once("://")
-                .is_some_and(|(_, rest)| !host.is_empty() && rest == host);
-            let ours = same_host
-                || self
-                    .config
-                    .public_base_url
-                    .as_deref()
-                    .and_then(|base| url::Url::parse(base).ok())
-                    .is_some_and(|base| base.origin().ascii_serialization() == origin);
-            let listed = matches!(&self.config.cors_origins, crate::config::CorsOrigins::List(list) if list.iter().any(|o| o == origin));
-            if !(ours || listed) {
-                return Err(Problem::forbidden(
-                    "cross_site_request",
-                    "this request came from another site's page with your session cookie; \
-                     send it from ThreadStorm, or use an Authorization: Bearer token",
-                ));
-            }
+        if edge::foreign_origin(
+            req,
+            self.config.public_base_url.as_deref(),
+            &self.config.cors_origins,
+        ) {
+            return Err(edge::cross_site_problem());
         }
         let has_body = !matches!(req.body(), Body::Empty)
             && edge::body(req, edge::MAX_BODY_BYTES).is_ok_and(|b| !b.is_empty());

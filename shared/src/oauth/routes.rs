@@ -389,9 +389,16 @@ impl OAuth {
 
     /// `POST /oauth/logout`: revokes the session (cookie or bearer) and clears the cookie.
     async fn logout(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
+        edge::refuse_repeated_parameters(req)?;
         let Some(token) = sessions::token_from_headers(req.headers()) else {
             return Err(Problem::unauthorized("no session to sign out of"));
         };
+        // Another site's page must not sign the user out through their cookie.
+        if edge::bearer(req.headers()).is_none()
+            && edge::foreign_origin(req, Some(&self.redirect_uri), &self.config.cors_origins)
+        {
+            return Err(edge::cross_site_problem());
+        }
         let user = self.sessions.verify(&token).await.ok().map(|s| s.user_id);
         let revoked = self.sessions.revoke(&token).await.map_err(|e| match e {
             // Not a session of ours: the caller's mistake, not an outage.
