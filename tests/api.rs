@@ -635,6 +635,9 @@ async fn bad_submissions_are_4xx_naming_the_field_and_store_nothing() {
         ("/v1/posts", "[1,2".to_owned(), "malformed_body", Value::Null),
         ("/v1/storms", json!([ACCOUNT_A, [{"text": "x"}]]).to_string(), "malformed_body", Value::Null),
         ("/v1/storms", json!("text").to_string(), "malformed_body", Value::Null),
+        // Which of two values would count is refused, for a post's flattened fields as anywhere.
+        ("/v1/posts", format!(r#"{{"account_id":"{ACCOUNT_A}","account_id":"90071992547409931","text":"x"}}"#), "malformed_body", Value::Null),
+        ("/v1/storms", format!(r#"{{"account_id":"{ACCOUNT_A}","parts":[{{"text":"a","text":"b"}}]}}"#), "malformed_body", json!("parts[0]")),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "text": null}).to_string(), "missing_field", json!("text")),
         ("/v1/posts", json!({"account_id": ACCOUNT_A, "media_type": "IMAGE", "image_url": "https://a.example/i.jpg", "video_url": "https://a.example/v.mp4"}).to_string(), "unexpected_field", json!("video_url")),
         ("/v1/storms", json!({"account_id": ACCOUNT_A, "auto_split": true, "text": long_text}).to_string(), "too_many_parts", json!("text")),

@@ -286,14 +286,10 @@ async fn a_published_storm_is_marked_deleted_and_replies_and_mentions_reach_the_
     )
     .await
     .unwrap();
-    reconcile::publish(
-        &e.w.posts,
-        &e.w.account,
-        &forged("https://evil.example/x"),
-        t,
-    )
-    .await
-    .unwrap();
+    // A link that is not Threads' own is dropped where the delivery is read.
+    let mut evil = publish(&second, t);
+    evil.value["permalink"] = json!("https://evil.example/x");
+    e.deliver(&[evil], false).await;
     assert_eq!(e.post_view(&storm).await, expected);
 
     // The first part is deleted on Threads; Meta delivers the change twice.

@@ -16,6 +16,7 @@ mod inbox;
 mod posts;
 mod replay;
 pub mod routes;
+mod unique_keys;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -504,6 +505,7 @@ pub(crate) fn parse_optional_body<T: serde::de::DeserializeOwned>(
             "the body is not valid: it must be one JSON object, {…}",
         ));
     }
+    from_json::<_, unique_keys::UniqueKeys>(&mut serde_json::Deserializer::from_slice(body))?;
     let mut json = serde_json::Deserializer::from_slice(body);
     let value = from_json(&mut json)?;
     json.end().map_err(|_| {
