@@ -109,6 +109,19 @@ fn set_cookies(res: &Response<Body>) -> Vec<String> {
         .collect()
 }
 
+/// The session cookie the callback set (`name=value`) and its token.
+fn session_cookie(res: &Response<Body>) -> (String, String) {
+    let cookie = set_cookies(res)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-threadstorm_session="))
+        .expect("a session cookie");
+    let token = cookie
+        .split_once('=')
+        .map(|(_, t)| t.to_owned())
+        .unwrap_or_default();
+    (cookie, token)
+}
+
 fn location(headers: &HeaderMap) -> String {
     headers[header::LOCATION].to_str().unwrap().to_owned()
 }
@@ -176,11 +189,7 @@ async fn connecting_stores_a_sealed_token_and_gives_a_working_session() {
         .await;
     assert_eq!(res.status(), 302, "{:?}", res.body());
     assert_eq!(location(res.headers()), format!("{LOCAL_BASE_URL}/app"));
-    let session_cookie = set_cookies(&res)
-        .into_iter()
-        .find(|c| c.starts_with("__Host-threadstorm_session="))
-        .unwrap();
-    let token = session_cookie.split_once('=').unwrap().1.to_owned();
+    let (_, token) = session_cookie(&res);
     let session = w
         .oauth
         .sessions
@@ -540,11 +549,8 @@ async fn a_cookie_logout_from_another_site_is_refused() {
         .oauth
         .handle(request("GET", &callback, &cookies, false))
         .await;
-    let session_cookie = set_cookies(&res)
-        .into_iter()
-        .find(|c| c.starts_with("__Host-threadstorm_session="))
-        .unwrap();
-    let token = SessionToken::new(session_cookie.split_once('=').unwrap().1);
+    let (session_cookie, token) = session_cookie(&res);
+    let token = SessionToken::new(token);
     let logout = |origin: &str| {
         let mut req = request(
             "POST",
