@@ -125,7 +125,8 @@ impl ContentPolicy {
                     "is only allowed on text posts",
                 ));
             } else if !links::is_http_url(link) {
-                out.push(invalid(part, "link_attachment", "must be an http(s) URL"));
+                let reason = format!("must be an http(s) URL{}", control_character_note(link));
+                out.push(invalid(part, "link_attachment", reason));
             }
         }
         let attachment = attachment.filter(|l| is_text && links::is_http_url(l));
@@ -279,12 +280,26 @@ fn check_media_url(
 ) {
     if !links::is_https_url(url) {
         // The URL itself is not echoed: media URLs are often signed and carry credentials.
+        let note = control_character_note(url);
         let reason = match item {
-            Some(i) => format!("of carousel item {i} must be an https URL"),
-            None => "must be an https URL".to_owned(),
+            Some(i) => format!("of carousel item {i} must be an https URL{note}"),
+            None => format!("must be an https URL{note}"),
         };
         out.push(invalid(part, field, reason));
     }
+}
+
+/// Why a URL that otherwise looks like one is not: it holds a character no URL does.
+fn control_character_note(url: &str) -> String {
+    url.chars()
+        .find(|&c| disallowed_character(c))
+        .map(|c| {
+            format!(
+                "; it holds the control character U+{:04X}, which no URL does",
+                u32::from(c)
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn invalid(part: usize, field: &'static str, reason: impl Into<String>) -> Rejection {

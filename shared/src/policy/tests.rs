@@ -372,6 +372,11 @@ fn media_urls_must_be_https_and_are_not_echoed() {
             ),
             "{bad:?}"
         );
+        assert!(
+            r.reason().contains("control character U+"),
+            "{}",
+            r.reason()
+        );
         let attached = PostDraft::text("see").with_link_attachment(bad);
         assert!(
             matches!(
