@@ -186,6 +186,17 @@ async fn audit_actions(w: &World) -> Vec<String> {
         .collect()
 }
 
+/// A delivery for `app_id` with one reply, `id`, to OWNER's post.
+fn one_reply(app_id: &str, id: &str, text: &str) -> String {
+    envelope(
+        app_id,
+        OWNER,
+        NOW,
+        &[reply(id, OWNER, text)],
+        ValuesShape::Object,
+    )
+}
+
 fn reply(id: &str, owner: &str, text: &str) -> Change {
     Change {
         field: "replies".into(),
@@ -368,13 +379,7 @@ async fn deliveries_and_callbacks_signed_with_the_previous_app_secret_verify_dur
         .iter()
         .enumerate()
     {
-        let body = envelope(
-            &w.app_id,
-            OWNER,
-            NOW,
-            &[reply(&format!("1792000000000060{i}"), OWNER, "x")],
-            ValuesShape::Object,
-        );
+        let body = one_reply(&w.app_id, &format!("1792000000000060{i}"), "x");
         let res = w
             .hooks
             .handle(signed_post(&body, &signature(secret, body.as_bytes())))
@@ -401,13 +406,7 @@ async fn deliveries_and_callbacks_signed_with_the_previous_app_secret_verify_dur
 async fn a_duplicate_delivery_is_stored_once_in_object_and_array_shapes() {
     let w = world().await;
     connect(&w, OWNER).await;
-    let single = envelope(
-        &w.app_id,
-        OWNER,
-        NOW,
-        &[reply("17920000000000201", OWNER, "one")],
-        ValuesShape::Object,
-    );
+    let single = one_reply(&w.app_id, "17920000000000201", "one");
     let batch = envelope(
         &w.app_id,
         OWNER,
@@ -506,13 +505,7 @@ async fn a_reply_goes_to_the_inbox_of_the_root_posts_owner_and_unknown_accounts_
 async fn a_delivery_for_another_app_is_refused_and_nothing_is_stored() {
     let w = world().await;
     connect(&w, OWNER).await;
-    let body = envelope(
-        "999",
-        OWNER,
-        NOW,
-        &[reply("17920000000000401", OWNER, "x")],
-        ValuesShape::Object,
-    );
+    let body = one_reply("999", "17920000000000401", "x");
     let res = w
         .hooks
         .handle(signed_post(
@@ -528,13 +521,7 @@ async fn a_delivery_for_another_app_is_refused_and_nothing_is_stored() {
 async fn a_repeated_query_parameter_is_refused_and_nothing_is_stored() {
     let w = world().await;
     connect(&w, OWNER).await;
-    let body = envelope(
-        &w.app_id,
-        OWNER,
-        NOW,
-        &[reply("17920000000000411", OWNER, "x")],
-        ValuesShape::Object,
-    );
+    let body = one_reply(&w.app_id, "17920000000000411", "x");
     let res = w
         .hooks
         .handle(event(
@@ -939,13 +926,7 @@ async fn an_overlong_reply_is_stored_clipped_and_answered_200() {
     let w = world().await;
     connect(&w, OWNER).await;
     let huge = "é".repeat(210 * 1024); // 420 KB of UTF-8, more than a DynamoDB item holds
-    let body = envelope(
-        &w.app_id,
-        OWNER,
-        NOW,
-        &[reply("17920000000000777", OWNER, &huge)],
-        ValuesShape::Object,
-    );
+    let body = one_reply(&w.app_id, "17920000000000777", &huge);
     assert!(
         body.len() < threadstorm::webhooks::MAX_BODY_BYTES,
         "within the body limit"

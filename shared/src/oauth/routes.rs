@@ -118,23 +118,29 @@ impl OAuth {
     /// Answers one request. Never fails: every outcome is a response.
     pub async fn handle(&self, req: Request) -> Response<Body> {
         let caller = edge::caller(&req);
-        let answer = match (req.method(), edge::path(&req)) {
-            (&Method::GET, "/oauth/start") => match self.rate_limit(&caller).await {
-                Ok(()) => self.start(&req).await,
-                Err(problem) => Err(problem),
-            },
-            (&Method::GET, "/oauth/callback") => match self.rate_limit(&caller).await {
-                Ok(()) => self.callback(&req, &caller).await,
-                Err(problem) => Err(problem),
-            },
-            (&Method::POST, "/oauth/logout") => self.logout(&req, &caller).await,
+        let answer = self.route(&req, &caller).await;
+        let res = answer.unwrap_or_else(|problem| self.problem_response(&req, problem));
+        edge::finish(res, req.headers(), &self.config)
+    }
+
+    async fn route(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
+        // Before anything is read: a repeated parameter consumes no state and no session.
+        edge::refuse_repeated_parameters(req)?;
+        match (req.method(), edge::path(req)) {
+            (&Method::GET, "/oauth/start") => {
+                self.rate_limit(caller).await?;
+                self.start(req).await
+            }
+            (&Method::GET, "/oauth/callback") => {
+                self.rate_limit(caller).await?;
+                self.callback(req, caller).await
+            }
+            (&Method::POST, "/oauth/logout") => self.logout(req, caller).await,
             (_, "/oauth/start" | "/oauth/callback" | "/oauth/logout") => {
                 Err(Problem::method_not_allowed())
             }
             _ => Err(Problem::not_found()),
-        };
-        let res = answer.unwrap_or_else(|problem| self.problem_response(&req, problem));
-        edge::finish(res, req.headers(), &self.config)
+        }
     }
 
     fn now(&self) -> i64 {
@@ -152,7 +158,6 @@ impl OAuth {
 
     /// `GET /oauth/start[?return_to=/path]`: a new state bound to this browser, then to Threads.
     async fn start(&self, req: &Request) -> Result<Response<Body>, Problem> {
-        edge::refuse_repeated_parameters(req)?;
         let return_to = match edge::query(req, "return_to") {
             None => return_to::DEFAULT.to_owned(),
             Some(candidate) => return_to::validate(&candidate).ok_or_else(|| {
@@ -195,8 +200,6 @@ impl OAuth {
 
     /// `GET /oauth/callback?code=..&state=..` (or `?error=access_denied&...`).
     async fn callback(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
-        // Before the state is looked at: a repeated parameter consumes nothing.
-        edge::refuse_repeated_parameters(req)?;
         let now = self.now();
         let state = edge::query(req, "state");
         let browser = edge::cookie(req.headers(), BROWSER_COOKIE);
@@ -389,7 +392,6 @@ impl OAuth {
 
     /// `POST /oauth/logout`: revokes the session (cookie or bearer) and clears the cookie.
     async fn logout(&self, req: &Request, caller: &Caller) -> Result<Response<Body>, Problem> {
-        edge::refuse_repeated_parameters(req)?;
         let Some(token) = sessions::token_from_headers(req.headers()) else {
             return Err(Problem::unauthorized("no session to sign out of"));
         };
